@@ -1,0 +1,1 @@
+"""The Kubernetes edge: client, errors, reads and writes. Nothing above this package sees ApiException."""

@@ -1,0 +1,51 @@
+"""What notifiers are told: one event model for Slack, generic webhooks, Kubernetes Events and logs. Data only."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+
+from responder.models import alerts, decisions, settings, targets
+
+__all__ = ["Notice", "NoticeKind"]
+
+
+class NoticeKind(enum.StrEnum):
+    ACTION = "action"
+    """A mitigation was written (or, in dry-run, would have been)."""
+    REFUSAL = "refusal"
+    """A mitigation was not carried out: a guardrail blocked it, the cluster refused it, or it did not apply."""
+    VERIFICATION = "verification"
+    """A rollout that followed a mitigation finished or failed."""
+    REPEAT = "repeat"
+    """The alert fired again for an incident already handled."""
+    RESOLVED = "resolved"
+    """Alertmanager resolved the alert."""
+    ESCALATION = "escalation"
+    """Humans must act: the per-workload cap was reached or a playbook escalates."""
+    BREAKER = "breaker"
+    """The blast-radius breaker opened or closed, or the service was paused or resumed."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Notice:
+    kind: NoticeKind
+    at: datetime.datetime
+    incident: str
+    """Threads follow-ups: the alert occurrence id (or "breaker" for cluster-wide notices)."""
+    summary: str
+    """One line a person reads first."""
+    event: alerts.AlertEvent | None = None
+    target: targets.Target | None = None
+    playbook: str | None = None
+    action: settings.Action | None = None
+    outcome: decisions.Outcome | None = None
+    reason: decisions.Reason | None = None
+    guardrail: decisions.Guardrail | None = None
+    from_value: str | None = None
+    to_value: str | None = None
+    dry_run: bool = False
+    detail: str = ""
+    thread: str | None = None
+    """Notifier thread reference recovered from the workload's ledger, if any."""

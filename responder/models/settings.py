@@ -1,0 +1,477 @@
+"""The service's configuration, validated at the boundary.
+
+Data only: loading a file and reading secrets happen in `responder.config`, not here. Models are frozen and
+forbid unknown keys, so a typo in the YAML is an error with its key path rather than a silently ignored setting.
+Every field has a docstring giving its meaning and unit; `config/responder.yaml` documents the same keys.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import Field
+
+from responder.models import quantities
+
+__all__ = [
+    "Action",
+    "ActionSpec",
+    "AlertKind",
+    "AlertsSettings",
+    "AuthSettings",
+    "BlastRadiusSettings",
+    "BudgetSettings",
+    "CapSettings",
+    "DedupSettings",
+    "GuardrailSettings",
+    "KubernetesSettings",
+    "LoggingSettings",
+    "Matcher",
+    "Mode",
+    "NotifierSettings",
+    "Playbook",
+    "QueueSettings",
+    "ServerSettings",
+    "Settings",
+    "SlackSettings",
+    "VerificationSettings",
+    "WebhookNotifierSettings",
+]
+
+
+class _Frozen(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+def _memory(value: Any) -> int:
+    return quantities.parse_bytes(value)
+
+
+MemoryBytes = Annotated[int, pydantic.BeforeValidator(_memory), Field(ge=0)]
+"""A memory quantity: "512Mi", "2Gi" or bytes, held as bytes."""
+
+
+class Mode(enum.StrEnum):
+    DRY_RUN = "dry-run"
+    ENFORCE = "enforce"
+
+
+class AlertKind(enum.StrEnum):
+    """What an alert means to the service, whatever the alert is called in the cluster."""
+
+    OOM_KILLED = "oom_killed"
+    MEMORY_HIGH = "memory_high"
+    RESTARTING_FREQUENTLY = "restarting_frequently"
+
+
+class Action(enum.StrEnum):
+    RAISE_MEMORY = "raise_memory"
+    SCALE_OUT = "scale_out"
+    EVICT_POD = "evict_pod"
+    ROLLOUT_RESTART = "rollout_restart"
+    CAPTURE_DIAGNOSTICS = "capture_diagnostics"
+    ESCALATE = "escalate"
+
+
+class ServerSettings(_Frozen):
+    host: str = "0.0.0.0"  # noqa: S104 - it serves Alertmanager from other pods
+    """Address to listen on."""
+    port: int = Field(8080, ge=0, le=65535)
+    """TCP port for /webhook, /healthz, /readyz and /metrics (0 picks a free port)."""
+    max_body_bytes: int = Field(1024 * 1024, gt=0)
+    """Largest webhook body accepted, in bytes; larger bodies get 413 without being read in full."""
+    shutdown_timeout_seconds: float = Field(20.0, gt=0)
+    """On SIGTERM, how long in-flight mitigations may run before they are cancelled, in seconds.
+    Keep it below the pod's terminationGracePeriodSeconds."""
+
+
+class AuthSettings(_Frozen):
+    """Who may post alerts. Secrets come from files or environment variables, never from this file."""
+
+    mode: Literal["bearer", "basic", "bearer-or-basic", "none"] = "bearer"
+    """bearer: Alertmanager's `authorization.credentials_file`; basic: `basic_auth`; none: no auth (warns)."""
+    bearer_token_file: str | None = None
+    """File holding the bearer token (mounted Secret)."""
+    bearer_token_env: str | None = "OOM_RESPONDER_WEBHOOK_TOKEN"
+    """Environment variable holding the bearer token, used when no file is set."""
+    basic_username: str | None = None
+    """User name for basic auth."""
+    basic_password_file: str | None = None
+    """File holding the basic-auth password."""
+    basic_password_env: str | None = "OOM_RESPONDER_WEBHOOK_PASSWORD"
+    """Environment variable holding the basic-auth password, used when no file is set."""
+
+
+class DedupSettings(_Frozen):
+    max_entries: int = Field(100_000, gt=0)
+    """Occurrences remembered for deduplication (fingerprint + startsAt); the oldest are forgotten first."""
+    ttl_seconds: float = Field(6 * 3600, gt=0)
+    """How long an occurrence is remembered, in seconds; keep it above Alertmanager's repeat_interval."""
+
+
+class QueueSettings(_Frozen):
+    max_pending: int = Field(10_000, gt=0)
+    """Alerts waiting for a worker; when full the webhook answers 503 and Alertmanager retries."""
+    workers: int = Field(16, gt=0)
+    """Targets worked on in parallel (one alert at a time per target)."""
+
+
+class AlertsSettings(_Frozen):
+    names: dict[str, AlertKind] = Field(
+        default_factory=lambda: {
+            "OOMKilled": AlertKind.OOM_KILLED,
+            "PodMemoryHigh": AlertKind.MEMORY_HIGH,
+            "PodRestartingFrequently": AlertKind.RESTARTING_FREQUENTLY,
+        }
+    )
+    """Alert name (the `alertname` label) → what it means. Map kube-prometheus names in here."""
+    namespace_label: str = "namespace"
+    """Label carrying the pod's namespace."""
+    pod_label: str = "pod"
+    """Label carrying the pod's name."""
+    container_label: str = "container"
+    """Label carrying the container's name."""
+    severity_label: str = "severity"
+    """Label carrying the severity."""
+    workload_kind_label: str = "workload_kind"
+    """Label naming the owning workload's kind, used when the pod is gone (e.g. from kube-state-metrics joins)."""
+    workload_name_label: str = "workload"
+    """Label naming the owning workload, used when the pod is gone."""
+
+
+_MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*$')
+
+
+class Matcher(_Frozen):
+    """An Alertmanager-style label matcher: `name="value"`, `name!="v"`, `name=~"re"`, `name!~"re"`."""
+
+    name: str
+    op: Literal["=", "!=", "=~", "!~"]
+    value: str
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            match = _MATCHER.match(data)
+            if not match:
+                raise ValueError(f'not a label matcher (want name="value", !=, =~ or !~): {data!r}')
+            name, op, raw = match.groups()
+            data = {"name": name, "op": op, "value": raw.encode().decode("unicode_escape")}
+        return data
+
+    @pydantic.model_validator(mode="after")
+    def _check_regex(self) -> Matcher:
+        if self.op in ("=~", "!~"):
+            try:
+                re.compile(self.value)
+            except re.error as e:
+                raise ValueError(f"bad regular expression {self.value!r}: {e}") from e
+        return self
+
+
+class RaiseMemory(_Frozen):
+    ratio: float = 1.2
+    """New limit is at least current × ratio (the Vertical Pod Autoscaler's default margin)."""
+    min_step: MemoryBytes = 100 * 2**20
+    """New limit is at least current + min_step (bytes or a quantity such as "100Mi")."""
+    max: MemoryBytes | None = None
+    """Ceiling for this playbook; the workload's oom-responder.io/max-memory annotation and the global
+    guardrail may lower it further."""
+    skip_without_limit: bool = True
+    """A container without a memory limit is skipped and reported (true) or given min_step as its first limit
+    (false)."""
+    resize_in_place: bool = False
+    """Also resize the running pod through the pod `resize` subresource (Kubernetes >= 1.33), so it survives
+    until the rollout replaces it."""
+    revert_on_failure: bool = False
+    """Write the previous limit back when the rollout of the raise fails."""
+    check_vpa: bool = True
+    """Skip workloads managed by a VerticalPodAutoscaler whose updateMode is not Off (needs RBAC on VPAs)."""
+
+    @pydantic.field_validator("ratio")
+    @classmethod
+    def _ratio(cls, value: float) -> float:
+        if value <= 1:
+            raise ValueError("must be > 1")
+        return value
+
+
+_STEP = re.compile(r"^\+?([0-9]+)(%?)$")
+
+
+class ScaleOut(_Frozen):
+    step: str = "+1"
+    """Replicas to add: "+N", or "+P%" of the current count (rounded up, at least one)."""
+    max_replicas: int | None = Field(None, gt=0)
+    """Ceiling for this playbook; oom-responder.io/max-replicas and the global guardrail may lower it."""
+
+    @pydantic.field_validator("step")
+    @classmethod
+    def _step(cls, value: str) -> str:
+        match = _STEP.match(value.strip())
+        if not match or int(match.group(1)) <= 0:
+            raise ValueError('must be "+N" or "+P%" with N, P > 0')
+        return value.strip()
+
+
+class EvictPod(_Frozen):
+    pass
+
+
+class RolloutRestart(_Frozen):
+    pass
+
+
+class CaptureDiagnostics(_Frozen):
+    events: int = Field(20, ge=0)
+    """Most recent Kubernetes Events of the pod to attach to the notification."""
+
+
+class Escalate(_Frozen):
+    message: str = "Automatic mitigation is not enough: a human must look at this workload."
+    """Text sent to the notifiers."""
+
+
+class ActionSpec(_Frozen):
+    """Exactly one action, written as a one-key mapping: `- raise_memory: {ratio: 1.5}`."""
+
+    raise_memory: RaiseMemory | None = None
+    scale_out: ScaleOut | None = None
+    evict_pod: EvictPod | None = None
+    rollout_restart: RolloutRestart | None = None
+    capture_diagnostics: CaptureDiagnostics | None = None
+    escalate: Escalate | None = None
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _allow_bare_name(cls, data: Any) -> Any:
+        # `- evict_pod` reads better than `- evict_pod: {}` for actions without options.
+        if isinstance(data, str):
+            return {data: {}}
+        if isinstance(data, dict):
+            return {key: ({} if value is None else value) for key, value in data.items()}
+        return data
+
+    @pydantic.model_validator(mode="after")
+    def _exactly_one(self) -> ActionSpec:
+        chosen = [name for name in type(self).model_fields if getattr(self, name) is not None]
+        if len(chosen) != 1:
+            raise ValueError(f"exactly one action per entry, got {chosen or 'none'}")
+        return self
+
+    @property
+    def action(self) -> Action:
+        for name in type(self).model_fields:
+            if getattr(self, name) is not None:
+                return Action(name)
+        raise AssertionError("validated to hold one action")
+
+    @property
+    def options(self) -> pydantic.BaseModel:
+        options = getattr(self, self.action.value)
+        assert isinstance(options, pydantic.BaseModel)
+        return options
+
+
+class Playbook(_Frozen):
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    """Unique name; appears in metrics, ledgers, Events and notifications."""
+    alerts: list[AlertKind] = Field(min_length=1)
+    """Alert kinds this playbook answers."""
+    matchers: list[Matcher] = Field(default_factory=list)
+    """Label matchers that must all hold (Alertmanager syntax)."""
+    actions: list[ActionSpec] = Field(min_length=1)
+    """Actions in order; the first one that applies to the target is taken, the later ones are fallbacks
+    (a DaemonSet cannot be scaled out, so `scale_out` then `evict_pod` evicts). `capture_diagnostics` and
+    `escalate` are always carried out in addition."""
+
+
+class BudgetSettings(_Frozen):
+    mutations: int = Field(20, ge=0)
+    """Cluster-wide writes allowed per window (a token bucket shared by every replica)."""
+    window_seconds: float = Field(600, gt=0)
+    """The budget refills fully over this many seconds."""
+
+
+class CapSettings(_Frozen):
+    max_actions: int = Field(3, gt=0)
+    """Actions on one workload within the window before the service escalates to humans instead."""
+    window_seconds: float = Field(3600, gt=0)
+    """Window for max_actions, in seconds."""
+
+
+class BlastRadiusSettings(_Frozen):
+    max_workloads: int = Field(10, gt=0)
+    """More distinct workloads alerting than this within the window trips the breaker: no more writes."""
+    window_seconds: float = Field(300, gt=0)
+    """Window for counting distinct workloads, in seconds."""
+    quiet_seconds: float = Field(600, gt=0)
+    """The breaker closes again after this many seconds without new workloads alerting (or on `resume`)."""
+
+
+class GuardrailSettings(_Frozen):
+    namespaces_include: list[str] = Field(default_factory=lambda: ["*"])
+    """Namespace globs the service may act in."""
+    namespaces_exclude: list[str] = Field(default_factory=lambda: ["kube-system", "kube-public", "kube-node-lease"])
+    """Namespace globs it never acts in (wins over include). Its own namespace is excluded too unless
+    `act_in_own_namespace` is set."""
+    act_in_own_namespace: bool = False
+    """Allow mitigations in the namespace the service runs in."""
+    opt_in: bool = False
+    """false: every workload is managed unless annotated oom-responder.io/enabled: "false";
+    true: only workloads annotated oom-responder.io/enabled: "true"."""
+    max_memory: MemoryBytes = 16 * 2**30
+    """Global ceiling on any container memory limit the service writes."""
+    max_replicas: int = Field(50, gt=0)
+    """Global ceiling on replicas (and HPA minReplicas) the service writes."""
+    max_memory_step_ratio: float = Field(2.0, gt=1)
+    """No single raise may multiply a limit by more than this."""
+    cooldown_seconds: dict[Action, float] = Field(
+        default_factory=lambda: {
+            Action.RAISE_MEMORY: 1800.0,
+            Action.SCALE_OUT: 600.0,
+            Action.EVICT_POD: 300.0,
+            Action.ROLLOUT_RESTART: 900.0,
+        }
+    )
+    """Per workload and action, seconds after an action before the same action again (from the ledger)."""
+    cap: CapSettings = Field(default_factory=CapSettings)
+    budget: BudgetSettings = Field(default_factory=BudgetSettings)
+    blast_radius: BlastRadiusSettings = Field(default_factory=BlastRadiusSettings)
+    state_namespace: str | None = None
+    """Namespace of the cluster-wide state object; defaults to the service's own namespace."""
+    state_name: str = "oom-responder-state"
+    """Name of the ConfigMap holding the global budget, the breaker and the pause switch."""
+
+
+class KubernetesSettings(_Frozen):
+    kubeconfig: str | None = None
+    """Kubeconfig file; unset means in-cluster config, then ~/.kube/config."""
+    context: str | None = None
+    """Kubeconfig context to use."""
+    qps: float = Field(20.0, gt=0)
+    """Sustained API requests per second (client-side limiter, like client-go's)."""
+    burst: int = Field(40, gt=0)
+    """Requests allowed above qps in a burst."""
+    request_timeout_seconds: float = Field(10.0, gt=0)
+    """Timeout of every API call, in seconds."""
+    max_attempts: int = Field(5, gt=0)
+    """Attempts for a retriable failure (429, 5xx, timeout, dropped connection)."""
+    conflict_attempts: int = Field(3, gt=0)
+    """Re-read and re-plan attempts after a 409 conflict."""
+    namespaces: list[str] = Field(default_factory=list)
+    """Namespaces the service may read and write; empty means the whole cluster (ClusterRole)."""
+    own_namespace: str | None = None
+    """The service's own namespace; defaults to the pod's (service-account namespace file), else "default"."""
+
+
+class VerificationSettings(_Frozen):
+    timeout_seconds: float = Field(300, gt=0)
+    """How long to follow a rollout before reporting it as failed, in seconds."""
+    poll_seconds: float = Field(2.0, gt=0)
+    """Interval between rollout checks, in seconds."""
+
+
+class SlackSettings(_Frozen):
+    enabled: bool = False
+    """Send notifications to Slack."""
+    token_file: str | None = None
+    """File holding a bot token (chat.postMessage, threads)."""
+    token_env: str | None = "OOM_RESPONDER_SLACK_TOKEN"
+    """Environment variable holding the bot token."""
+    webhook_url_file: str | None = None
+    """File holding an incoming-webhook URL (no threads); used when no token is found."""
+    webhook_url_env: str | None = "OOM_RESPONDER_SLACK_WEBHOOK_URL"
+    """Environment variable holding the incoming-webhook URL."""
+    channel: str | None = None
+    """Channel id or name for chat.postMessage (required with a token)."""
+    api_url: str = "https://slack.com/api/"
+    """Slack Web API base URL."""
+    messages_per_second: float = Field(1.0, gt=0)
+    """Pacing per channel (Slack allows about one message per second)."""
+    digest_after: int = Field(5, gt=0)
+    """More notices than this waiting at once are sent as one digest message."""
+    outbox_size: int = Field(1000, gt=0)
+    """Notices waiting to be sent; beyond it the oldest are dropped and counted."""
+    timeout_seconds: float = Field(10.0, gt=0)
+    """Timeout of one Slack call, in seconds."""
+
+
+class WebhookNotifierSettings(_Frozen):
+    name: str = Field(min_length=1)
+    """Name used in metrics and logs."""
+    url_file: str | None = None
+    """File holding the URL to POST notices to."""
+    url_env: str | None = None
+    """Environment variable holding the URL."""
+    timeout_seconds: float = Field(10.0, gt=0)
+    """Timeout of one POST, in seconds."""
+    outbox_size: int = Field(1000, gt=0)
+    """Notices waiting to be sent; beyond it the oldest are dropped and counted."""
+
+
+class NotifierSettings(_Frozen):
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    webhooks: list[WebhookNotifierSettings] = Field(default_factory=list)
+
+
+class LoggingSettings(_Frozen):
+    format: Literal["json", "text"] = "json"
+    """json: one object per line; text: for humans at a terminal."""
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Lowest level logged."""
+
+
+def _default_playbooks() -> list[Playbook]:
+    return [
+        Playbook(
+            name="oom-raise-memory",
+            alerts=[AlertKind.OOM_KILLED],
+            actions=[ActionSpec(raise_memory=RaiseMemory())],
+        ),
+        Playbook(
+            name="memory-high-scale-out",
+            alerts=[AlertKind.MEMORY_HIGH],
+            actions=[ActionSpec(scale_out=ScaleOut()), ActionSpec(evict_pod=EvictPod())],
+        ),
+        Playbook(
+            name="restarting-scale-out",
+            alerts=[AlertKind.RESTARTING_FREQUENTLY],
+            actions=[
+                ActionSpec(scale_out=ScaleOut()),
+                ActionSpec(capture_diagnostics=CaptureDiagnostics()),
+                ActionSpec(escalate=Escalate()),
+            ],
+        ),
+    ]
+
+
+class Settings(_Frozen):
+    mode: Mode = Mode.DRY_RUN
+    """dry-run: plan, guard and report "would do", never write; enforce: write."""
+    identity: str | None = None
+    """This replica's name in ledgers and Events; defaults to $POD_NAME, then the host name."""
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    dedup: DedupSettings = Field(default_factory=DedupSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    playbooks: list[Playbook] = Field(default_factory=_default_playbooks)
+    guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    verification: VerificationSettings = Field(default_factory=VerificationSettings)
+    notifiers: NotifierSettings = Field(default_factory=NotifierSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    @pydantic.model_validator(mode="after")
+    def _unique_playbooks(self) -> Settings:
+        seen: set[str] = set()
+        for playbook in self.playbooks:
+            if playbook.name in seen:
+                raise ValueError(f"playbook name {playbook.name!r} is used twice")
+            seen.add(playbook.name)
+        return self

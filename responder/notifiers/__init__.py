@@ -1,0 +1,1 @@
+"""Notifier edges: Slack and generic JSON webhooks."""

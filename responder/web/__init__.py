@@ -1,0 +1,1 @@
+"""The HTTP edge: the aiohttp app, the webhook receiver and its middlewares."""
