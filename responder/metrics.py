@@ -1,0 +1,74 @@
+"""The service's own Prometheus metrics, defined once on an injected registry.
+
+Label values come from enums or status codes, never from pod names or fingerprints, so cardinality stays
+bounded however many alerts arrive.
+"""
+
+from __future__ import annotations
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+import responder
+
+__all__ = ["Metrics"]
+
+_PREFIX = "oom_responder"
+
+
+class Metrics:
+    """Every metric the service exports. Tests build their own with a fresh `CollectorRegistry()`."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, process_metrics: bool = False) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        if process_metrics:
+            # Process and GC metrics for the real service; tests leave them out to keep registries independent.
+            prometheus_client.ProcessCollector(registry=self.registry)
+            prometheus_client.PlatformCollector(registry=self.registry)
+            prometheus_client.GCCollector(registry=self.registry)
+        r = self.registry
+        self.webhook_requests = Counter(
+            f"{_PREFIX}_webhook_requests", "Webhook requests answered, by HTTP status code.", ["code"], registry=r
+        )
+        self.alerts_received = Counter(
+            f"{_PREFIX}_alerts_received",
+            "Alerts received in accepted webhooks, by alert name and status.",
+            ["alertname", "status"],
+            registry=r,
+        )
+        self.alerts_deduplicated = Counter(
+            f"{_PREFIX}_alerts_deduplicated",
+            "Alerts dropped as repeats of an occurrence already queued (fingerprint + startsAt).",
+            registry=r,
+        )
+        self.queue_depth = Gauge(f"{_PREFIX}_queue_depth", "Alerts waiting for or under work.", registry=r)
+        self.actions = Counter(
+            f"{_PREFIX}_actions",
+            "Mitigations by playbook, action and result (done, would_do, skipped, blocked, failed, escalated).",
+            ["playbook", "action", "result"],
+            registry=r,
+        )
+        self.guardrail_blocks = Counter(
+            f"{_PREFIX}_guardrail_blocks", "Mitigations blocked, by guardrail.", ["guardrail"], registry=r
+        )
+        self.action_duration = Histogram(
+            f"{_PREFIX}_action_duration_seconds",
+            "Time from dequeuing an alert to the mitigation's write being accepted (or refused), by action.",
+            ["action"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.kube_requests = Counter(
+            f"{_PREFIX}_kube_requests",
+            "Kubernetes API requests, by verb and HTTP status code (0 for no answer).",
+            ["verb", "code"],
+            registry=r,
+        )
+        self.notifications = Counter(
+            f"{_PREFIX}_notifications",
+            "Notifications by notifier and result (sent, failed, dropped, digested).",
+            ["notifier", "result"],
+            registry=r,
+        )
+        self.build_info = Info(f"{_PREFIX}_build", "Version of the running service.", registry=r)
+        self.build_info.info({"version": responder.__version__})
