@@ -16,8 +16,8 @@ from pathlib import Path
 
 __all__ = [
     "REQUIRED",
-    "AssetsMissing",
     "Assets",
+    "AssetsMissing",
     "build_assets",
     "find_assets",
     "repo_root",

@@ -1,0 +1,3 @@
+"""Shared pytest configuration for all tests."""
+
+pytest_plugins = ["tests.kubeplane.plugin"]
