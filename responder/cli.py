@@ -15,7 +15,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("serving", "run the webhook receiver and the mitigation pipeline"),
     "check-config": ("checking", "validate a config file; exit 2 with one line per problem"),
     "plan": ("planning", "print what would be done for an Alertmanager payload; never writes"),
-    "doctor": ("doctoring", "check the cluster is reachable and every RBAC verb the playbooks need is allowed"),
+    "doctor": (
+        "doctoring",
+        "check the cluster is reachable and every RBAC verb the playbooks need is allowed",
+    ),
     "pause": ("pausing", "stop every replica from mutating the cluster until `resume`"),
     "resume": ("pausing", "allow mutations again and close the blast-radius breaker"),
 }

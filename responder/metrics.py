@@ -28,7 +28,10 @@ class Metrics:
             prometheus_client.GCCollector(registry=self.registry)
         r = self.registry
         self.webhook_requests = Counter(
-            f"{_PREFIX}_webhook_requests", "Webhook requests answered, by HTTP status code.", ["code"], registry=r
+            f"{_PREFIX}_webhook_requests",
+            "Webhook requests answered, by HTTP status code.",
+            ["code"],
+            registry=r,
         )
         self.alerts_received = Counter(
             f"{_PREFIX}_alerts_received",

@@ -77,7 +77,7 @@ class Action(enum.StrEnum):
 
 
 class ServerSettings(_Frozen):
-    host: str = "0.0.0.0"  # noqa: S104 - it serves Alertmanager from other pods
+    host: str = "0.0.0.0"  # Alertmanager reaches it from other pods.
     """Address to listen on."""
     port: int = Field(8080, ge=0, le=65535)
     """TCP port for /webhook, /healthz, /readyz and /metrics (0 picks a free port)."""
@@ -316,7 +316,9 @@ class BlastRadiusSettings(_Frozen):
 class GuardrailSettings(_Frozen):
     namespaces_include: list[str] = Field(default_factory=lambda: ["*"])
     """Namespace globs the service may act in."""
-    namespaces_exclude: list[str] = Field(default_factory=lambda: ["kube-system", "kube-public", "kube-node-lease"])
+    namespaces_exclude: list[str] = Field(
+        default_factory=lambda: ["kube-system", "kube-public", "kube-node-lease"]
+    )
     """Namespace globs it never acts in (wins over include). Its own namespace is excluded too unless
     `act_in_own_namespace` is set."""
     act_in_own_namespace: bool = False
