@@ -79,6 +79,10 @@ class Plan:
     """Human-readable value before ("512Mi", "3 replicas")."""
     to_value: str | None = None
     """Human-readable value after."""
+    from_amount: int | None = None
+    """The value before as a number: bytes for raise_memory, replicas for scale_out (None for other actions)."""
+    to_amount: int | None = None
+    """The value after as a number, in the same unit; guardrails check ceilings and steps on it."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
