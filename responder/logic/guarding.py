@@ -1,0 +1,517 @@
+"""Guard stage: may this planned mitigation be written? Purely computational, no side effects.
+
+Everything arrives as an argument: the plan, a snapshot of the target workload (annotations and ledger), the
+cluster-wide state (budget, blast-radius window, breaker, pause switch), the settings and the clock. Nothing
+here reads the clock, the environment or the cluster, and nothing here writes: `responder.kube.state` applies the
+state changes computed here by compare-and-swap, and the engine acts on the returned `Decision`.
+
+The runbook's rule "never make an incident worse" is spelled out as checks taken in a fixed order; the first
+that fails names its guardrail: paused, namespace, opt-in/opt-out, ceiling, single step, cooldown, per-target
+cap, blast-radius breaker, global budget. Escalations and diagnostics are not writes: only the namespace and
+opt-out policy applies to them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import fnmatch
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+from responder.models import cluster_state, decisions, ledgers, quantities, settings
+
+__all__ = [
+    "COUNTED_RESULTS",
+    "MUTATING_ACTIONS",
+    "Ceiling",
+    "actions_in_window",
+    "available_tokens",
+    "ceiling_for",
+    "check_scope",
+    "clamp_amount",
+    "close_breaker",
+    "cooldown_remaining_seconds",
+    "guard",
+    "is_breaker_open",
+    "is_mutating",
+    "is_namespace_allowed",
+    "max_step_amount",
+    "note_workload",
+    "refill",
+    "reserve",
+    "return_token",
+    "set_paused",
+    "take_token",
+]
+
+MUTATING_ACTIONS = frozenset(
+    {
+        settings.Action.RAISE_MEMORY,
+        settings.Action.SCALE_OUT,
+        settings.Action.EVICT_POD,
+        settings.Action.ROLLOUT_RESTART,
+    }
+)
+"""Actions that write to the cluster; only these spend budget and are subject to rate limits."""
+
+COUNTED_RESULTS = frozenset({decisions.Outcome.DONE, decisions.Outcome.FAILED, decisions.Outcome.ESCALATED})
+"""Ledger results that count towards cooldowns and caps. A failed rollout still counts: the write happened,
+and retrying a failing change in a loop is exactly what must not happen."""
+
+# Functions take the settings object as `settings` (the agreed keyword), which hides the module inside them.
+_Action = settings.Action
+
+_TRUE = frozenset({"true", "yes", "on", "1", "enabled"})
+
+
+def is_mutating(action: settings.Action) -> bool:
+    return action in MUTATING_ACTIONS
+
+
+# --- policy -------------------------------------------------------------------------------------------------
+
+
+def is_namespace_allowed(namespace: str, *, own_namespace: str, settings: settings.Settings) -> bool:
+    guardrails = settings.guardrails
+    if namespace == own_namespace and not guardrails.act_in_own_namespace:
+        # The service must not take itself (or what runs beside it) down while answering an incident.
+        return False
+    if any(fnmatch.fnmatchcase(namespace, pattern) for pattern in guardrails.namespaces_exclude):
+        return False
+    return any(fnmatch.fnmatchcase(namespace, pattern) for pattern in guardrails.namespaces_include)
+
+
+def _namespace_detail(namespace: str, *, own_namespace: str, settings: settings.Settings) -> str:
+    guardrails = settings.guardrails
+    if namespace == own_namespace and not guardrails.act_in_own_namespace:
+        return f"namespace {namespace!r} is the service's own (guardrails.act_in_own_namespace is false)"
+    for pattern in guardrails.namespaces_exclude:
+        if fnmatch.fnmatchcase(namespace, pattern):
+            return f"namespace {namespace!r} is excluded by {pattern!r}"
+    return f"namespace {namespace!r} matches none of guardrails.namespaces_include"
+
+
+def check_scope(
+    *, snapshot: cluster_state.TargetSnapshot, settings: settings.Settings
+) -> decisions.Decision | None:
+    """The namespace and opt-in/opt-out policy alone: a block, or None when the workload is in scope.
+
+    The engine also uses it to decide whether an alerting workload counts towards the blast radius.
+    """
+    if not is_namespace_allowed(snapshot.namespace, own_namespace=snapshot.own_namespace, settings=settings):
+        detail = _namespace_detail(
+            snapshot.namespace, own_namespace=snapshot.own_namespace, settings=settings
+        )
+        return decisions.Decision.block(decisions.Guardrail.NAMESPACE, detail)
+    raw = snapshot.annotations.get(cluster_state.ENABLED_ANNOTATION)
+    if settings.guardrails.opt_in:
+        if raw is None or raw.strip().lower() not in _TRUE:
+            return decisions.Decision.block(
+                decisions.Guardrail.OPT_OUT,
+                f"guardrails.opt_in is set and the workload is not annotated "
+                f'{cluster_state.ENABLED_ANNOTATION}: "true"',
+            )
+    elif raw is not None and raw.strip().lower() not in _TRUE:
+        # Anything but an explicit "true" (a typo included) reads as "leave me alone": the safe side.
+        return decisions.Decision.block(
+            decisions.Guardrail.OPT_OUT,
+            f"the workload is annotated {cluster_state.ENABLED_ANNOTATION}: {raw!r}",
+        )
+    return None
+
+
+# --- ceilings and steps ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ceiling:
+    """The lowest applicable ceiling for an action on a workload, and where it comes from."""
+
+    amount: int
+    """Bytes for raise_memory, replicas for scale_out."""
+    source: str
+    """Which setting or annotation set it, for Events and notifications."""
+
+
+def _playbook_ceiling(
+    *, action: settings.Action, playbook: str | None, settings: settings.Settings
+) -> int | None:
+    for book in settings.playbooks:
+        if book.name != playbook:
+            continue
+        for spec in book.actions:
+            if action is _Action.RAISE_MEMORY and spec.raise_memory is not None:
+                return spec.raise_memory.max
+            if action is _Action.SCALE_OUT and spec.scale_out is not None:
+                return spec.scale_out.max_replicas
+    return None
+
+
+def _parse_annotation(action: settings.Action, raw: str) -> int:
+    if action is _Action.RAISE_MEMORY:
+        return quantities.parse_bytes(raw.strip())
+    value = int(raw.strip())
+    if value < 0:
+        raise ValueError("negative")
+    return value
+
+
+def ceiling_for(
+    *,
+    action: settings.Action,
+    annotations: Mapping[str, str],
+    settings: settings.Settings,
+    playbook: str | None = None,
+) -> Ceiling | None:
+    """The ceiling on the value written by `action` (None for actions that write no amount).
+
+    The lowest of the global guardrail, the playbook's own maximum and the workload's annotation wins. An
+    annotation that cannot be parsed gives a ceiling of 0: whoever wrote it meant to limit the service.
+    """
+    candidates: list[Ceiling] = []
+    if action is _Action.RAISE_MEMORY:
+        annotation = cluster_state.MAX_MEMORY_ANNOTATION
+        candidates.append(Ceiling(settings.guardrails.max_memory, "guardrails.max_memory"))
+    elif action is _Action.SCALE_OUT:
+        annotation = cluster_state.MAX_REPLICAS_ANNOTATION
+        candidates.append(Ceiling(settings.guardrails.max_replicas, "guardrails.max_replicas"))
+    else:
+        return None
+    own = _playbook_ceiling(action=action, playbook=playbook, settings=settings)
+    if own is not None:
+        candidates.append(Ceiling(own, f"playbook {playbook}"))
+    raw = annotations.get(annotation)
+    if raw is not None:
+        try:
+            candidates.append(Ceiling(_parse_annotation(action, raw), f"annotation {annotation}"))
+        except ValueError:
+            candidates.append(Ceiling(0, f"unparsable annotation {annotation}: {raw!r}"))
+    return min(candidates, key=lambda ceiling: ceiling.amount)
+
+
+def max_step_amount(from_amount: int, *, settings: settings.Settings) -> int:
+    """The largest memory limit one raise may write, starting from `from_amount` bytes."""
+    return math.floor(from_amount * settings.guardrails.max_memory_step_ratio)
+
+
+def clamp_amount(
+    *,
+    action: settings.Action,
+    from_amount: int | None,
+    to_amount: int,
+    annotations: Mapping[str, str],
+    settings: settings.Settings,
+    playbook: str | None = None,
+) -> int:
+    """Cap a planned amount at the ceiling and, for memory, at the maximum single step.
+
+    Planning calls it so that a formula overshooting the ceiling yields a capped change rather than a block;
+    when the result is not above `from_amount` there is nothing left to do (Reason.AT_CEILING).
+    """
+    amount = to_amount
+    ceiling = ceiling_for(action=action, annotations=annotations, settings=settings, playbook=playbook)
+    if ceiling is not None:
+        amount = min(amount, ceiling.amount)
+    if action is _Action.RAISE_MEMORY and from_amount:
+        amount = min(amount, max_step_amount(from_amount, settings=settings))
+    return amount
+
+
+def _amounts(plan: decisions.Plan) -> tuple[int | None, int | None]:
+    """The plan's numeric amounts, falling back to its human-readable values."""
+
+    def parse(value: str | None) -> int | None:
+        if value is None:
+            return None
+        try:
+            if plan.action is _Action.RAISE_MEMORY:
+                return quantities.parse_bytes(value)
+            return int(value.split()[0])
+        except (ValueError, IndexError):
+            return None
+
+    from_amount = plan.from_amount if plan.from_amount is not None else parse(plan.from_value)
+    to_amount = plan.to_amount if plan.to_amount is not None else parse(plan.to_value)
+    return from_amount, to_amount
+
+
+def _format(action: settings.Action, amount: int) -> str:
+    if action is _Action.RAISE_MEMORY:
+        return quantities.format_bytes(amount)
+    return f"{amount} replicas"
+
+
+# --- cooldowns and caps (from the ledger on the workload) -----------------------------------------------------
+
+
+def _counted(entries: Iterable[ledgers.LedgerEntry]) -> Iterable[ledgers.LedgerEntry]:
+    return (entry for entry in entries if entry.result in COUNTED_RESULTS)
+
+
+def cooldown_remaining_seconds(
+    *,
+    ledger: Sequence[ledgers.LedgerEntry],
+    action: settings.Action,
+    now: datetime.datetime,
+    settings: settings.Settings,
+) -> float:
+    """Seconds until `action` may be taken again on this workload (0 when it may be taken now)."""
+    cooldown = settings.guardrails.cooldown_seconds.get(action, 0.0)
+    if cooldown <= 0:
+        return 0.0
+    times = [entry.at for entry in _counted(ledger) if entry.action == action]
+    if not times:
+        return 0.0
+    elapsed = (now - max(times)).total_seconds()
+    return max(0.0, cooldown - elapsed)
+
+
+def actions_in_window(
+    *, ledger: Sequence[ledgers.LedgerEntry], now: datetime.datetime, settings: settings.Settings
+) -> int:
+    """Mutations recorded on the workload within the cap's window."""
+    horizon = now - datetime.timedelta(seconds=settings.guardrails.cap.window_seconds)
+    return sum(1 for entry in _counted(ledger) if is_mutating(entry.action) and entry.at > horizon)
+
+
+# --- global budget (token bucket shared by every replica) -----------------------------------------------------
+
+
+def available_tokens(
+    cluster: cluster_state.ClusterState, *, now: datetime.datetime, settings: settings.Settings
+) -> float:
+    """Tokens in the global bucket at `now`: it refills at mutations/window per second up to `mutations`."""
+    budget = settings.guardrails.budget
+    capacity = float(budget.mutations)
+    if cluster.budget_tokens is None or cluster.budget_refilled_at is None:
+        return capacity
+    # Replicas' clocks differ a little: time never runs backwards for the bucket.
+    elapsed = max(0.0, (now - cluster.budget_refilled_at).total_seconds())
+    return min(capacity, cluster.budget_tokens + elapsed * capacity / budget.window_seconds)
+
+
+def refill(
+    cluster: cluster_state.ClusterState, *, now: datetime.datetime, settings: settings.Settings
+) -> cluster_state.ClusterState:
+    refilled_at = now if cluster.budget_refilled_at is None else max(now, cluster.budget_refilled_at)
+    tokens = available_tokens(cluster, now=now, settings=settings)
+    return cluster.model_copy(update={"budget_tokens": tokens, "budget_refilled_at": refilled_at})
+
+
+def take_token(
+    cluster: cluster_state.ClusterState, *, now: datetime.datetime, settings: settings.Settings
+) -> cluster_state.ClusterState | None:
+    """The state with one token spent, or None when the bucket holds less than one."""
+    refilled = refill(cluster, now=now, settings=settings)
+    assert refilled.budget_tokens is not None
+    if refilled.budget_tokens < 1.0:
+        return None
+    return refilled.model_copy(update={"budget_tokens": refilled.budget_tokens - 1.0})
+
+
+def return_token(
+    cluster: cluster_state.ClusterState, *, now: datetime.datetime, settings: settings.Settings
+) -> cluster_state.ClusterState:
+    """Give back a token whose write did not happen (a 409: another replica had already acted)."""
+    refilled = refill(cluster, now=now, settings=settings)
+    assert refilled.budget_tokens is not None
+    capacity = float(settings.guardrails.budget.mutations)
+    return refilled.model_copy(update={"budget_tokens": min(capacity, refilled.budget_tokens + 1.0)})
+
+
+# --- blast-radius breaker -------------------------------------------------------------------------------------
+
+
+def _is_quiet(
+    cluster: cluster_state.ClusterState, *, now: datetime.datetime, settings: settings.Settings
+) -> bool:
+    last = cluster.last_new_workload_at
+    quiet = settings.guardrails.blast_radius.quiet_seconds
+    return last is None or (now - last).total_seconds() >= quiet
+
+
+def is_breaker_open(
+    cluster: cluster_state.ClusterState, *, now: datetime.datetime, settings: settings.Settings
+) -> bool:
+    """Open, and no quiet period has passed since the last new workload started alerting.
+
+    A breaker whose quiet period has passed reads as closed; the next `note_workload` records the closing,
+    so that exactly one replica announces it.
+    """
+    return cluster.breaker_open and not _is_quiet(cluster, now=now, settings=settings)
+
+
+def close_breaker(
+    cluster: cluster_state.ClusterState, *, now: datetime.datetime
+) -> cluster_state.ClusterState:
+    """Closed, with an empty window: counting starts afresh (else the next alert would re-open it at once)."""
+    return cluster.model_copy(
+        update={"breaker_open": False, "breaker_since": now, "workloads": {}, "last_new_workload_at": None}
+    )
+
+
+def note_workload(
+    cluster: cluster_state.ClusterState,
+    *,
+    key: str,
+    now: datetime.datetime,
+    settings: settings.Settings,
+) -> tuple[cluster_state.ClusterState, cluster_state.BreakerTransition | None]:
+    """Record that workload `key` is alerting; returns the new state and the breaker's transition, if any."""
+    blast = settings.guardrails.blast_radius
+    transition: cluster_state.BreakerTransition | None = None
+    if cluster.breaker_open and _is_quiet(cluster, now=now, settings=settings):
+        cluster = close_breaker(cluster, now=now)
+        transition = cluster_state.BreakerTransition.CLOSED
+    horizon = now - datetime.timedelta(seconds=blast.window_seconds)
+    workloads = {name: seen for name, seen in cluster.workloads.items() if seen > horizon}
+    last_new = cluster.last_new_workload_at
+    if key not in workloads:
+        workloads[key] = now
+        last_new = now if last_new is None else max(now, last_new)
+        if len(workloads) > cluster_state.MAX_TRACKED_WORKLOADS:
+            newest = sorted(workloads.items(), key=lambda item: item[1])[
+                -cluster_state.MAX_TRACKED_WORKLOADS :
+            ]
+            workloads = dict(newest)
+    update: dict[str, object] = {"workloads": workloads, "last_new_workload_at": last_new}
+    if not cluster.breaker_open and len(workloads) > blast.max_workloads:
+        update |= {"breaker_open": True, "breaker_since": now}
+        transition = cluster_state.BreakerTransition.OPENED
+    return cluster.model_copy(update=update), transition
+
+
+# --- pause switch ---------------------------------------------------------------------------------------------
+
+
+def set_paused(
+    cluster: cluster_state.ClusterState, *, paused: bool, by: str, now: datetime.datetime
+) -> cluster_state.ClusterState:
+    state = cluster.model_copy(update={"paused": paused, "paused_by": by, "paused_at": now})
+    if not paused and state.breaker_open:
+        # `oom-responder resume` also closes the breaker: a person has looked.
+        state = close_breaker(state, now=now)
+    return state
+
+
+# --- the guard ------------------------------------------------------------------------------------------------
+
+
+def _block(guardrail: decisions.Guardrail, detail: str) -> decisions.Decision:
+    return decisions.Decision.block(guardrail, detail)
+
+
+def _check_cluster(
+    cluster: cluster_state.ClusterState, *, now: datetime.datetime, settings: settings.Settings
+) -> decisions.Decision | None:
+    if is_breaker_open(cluster, now=now, settings=settings):
+        count = len(cluster.workloads)
+        return _block(
+            decisions.Guardrail.BLAST_RADIUS,
+            f"blast-radius breaker open since {_when(cluster.breaker_since)}: {count} workloads alerting "
+            f"(more than {settings.guardrails.blast_radius.max_workloads} within "
+            f"{settings.guardrails.blast_radius.window_seconds:g}s); it closes after "
+            f"{settings.guardrails.blast_radius.quiet_seconds:g}s without new ones or on `oom-responder resume`",
+        )
+    if available_tokens(cluster, now=now, settings=settings) < 1.0:
+        budget = settings.guardrails.budget
+        return _block(
+            decisions.Guardrail.BUDGET,
+            f"global budget of {budget.mutations} mutations per {budget.window_seconds:g}s is spent",
+        )
+    return None
+
+
+def _when(moment: datetime.datetime | None) -> str:
+    return moment.isoformat() if moment is not None else "an unknown time"
+
+
+def _paused(cluster: cluster_state.ClusterState) -> decisions.Decision:
+    return _block(
+        decisions.Guardrail.PAUSED,
+        f"paused by {cluster.paused_by or 'someone'} at {_when(cluster.paused_at)}; `oom-responder resume` "
+        f"allows mutations again",
+    )
+
+
+def guard(
+    *,
+    plan: decisions.Plan,
+    snapshot: cluster_state.TargetSnapshot,
+    cluster: cluster_state.ClusterState,
+    settings: settings.Settings,
+    now: datetime.datetime,
+) -> decisions.Decision:
+    """Allow the plan, or block it naming the first guardrail that says no (see the module docstring)."""
+    mutating = is_mutating(plan.action)
+    if mutating and cluster.paused:
+        return _paused(cluster)
+    scope = check_scope(snapshot=snapshot, settings=settings)
+    if scope is not None:
+        return scope
+    if not mutating:
+        return decisions.Decision.allow(f"{plan.action} writes nothing")
+
+    from_amount, to_amount = _amounts(plan)
+    ceiling = ceiling_for(
+        action=plan.action, annotations=snapshot.annotations, settings=settings, playbook=plan.playbook
+    )
+    if ceiling is not None:
+        if to_amount is None:
+            return _block(decisions.Guardrail.CEILING, f"the plan for {plan.action} names no amount to check")
+        if to_amount > ceiling.amount:
+            return _block(
+                decisions.Guardrail.CEILING,
+                f"{_format(plan.action, to_amount)} is above the ceiling of "
+                f"{_format(plan.action, ceiling.amount)} ({ceiling.source})",
+            )
+    if plan.action is _Action.RAISE_MEMORY and from_amount and to_amount is not None:
+        largest = max_step_amount(from_amount, settings=settings)
+        if to_amount > largest:
+            return _block(
+                decisions.Guardrail.STEP,
+                f"{_format(plan.action, from_amount)} → {_format(plan.action, to_amount)} is more than "
+                f"×{settings.guardrails.max_memory_step_ratio:g} in one step",
+            )
+
+    remaining = cooldown_remaining_seconds(
+        ledger=snapshot.ledger, action=plan.action, now=now, settings=settings
+    )
+    if remaining > 0:
+        return _block(
+            decisions.Guardrail.COOLDOWN,
+            f"{plan.action} was taken on this workload less than "
+            f"{settings.guardrails.cooldown_seconds[plan.action]:g}s ago; {math.ceil(remaining)}s to go",
+        )
+    cap = settings.guardrails.cap
+    taken = actions_in_window(ledger=snapshot.ledger, now=now, settings=settings)
+    if taken >= cap.max_actions:
+        return _block(
+            decisions.Guardrail.CAP,
+            f"{taken} mitigations on this workload within {cap.window_seconds:g}s (cap {cap.max_actions}): "
+            f"humans must look",
+        )
+    blocked = _check_cluster(cluster, now=now, settings=settings)
+    if blocked is not None:
+        return blocked
+    return decisions.Decision.allow()
+
+
+def reserve(
+    cluster: cluster_state.ClusterState, *, now: datetime.datetime, settings: settings.Settings
+) -> tuple[cluster_state.ClusterState | None, decisions.Decision]:
+    """The last check right before a write, on the freshest state: pause, breaker, then take a budget token.
+
+    Returns the new state to store (None when blocked) and the decision. `responder.kube.state` runs it
+    inside compare-and-swap, so two replicas can never spend the same token.
+    """
+    if cluster.paused:
+        return None, _paused(cluster)
+    blocked = _check_cluster(cluster, now=now, settings=settings)
+    if blocked is not None:
+        return None, blocked
+    taken = take_token(cluster, now=now, settings=settings)
+    if taken is None:  # pragma: no cover - _check_cluster saw at least one token at the same instant
+        return None, _block(decisions.Guardrail.BUDGET, "global budget is spent")
+    return taken, decisions.Decision.allow()
