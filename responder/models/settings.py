@@ -401,6 +401,9 @@ class SlackSettings(_Frozen):
     """Notices waiting to be sent; beyond it the oldest are dropped and counted."""
     timeout_seconds: float = Field(10.0, gt=0)
     """Timeout of one Slack call, in seconds."""
+    max_attempts: int = Field(5, gt=0)
+    """Attempts for a message failing with 5xx or a timeout before it is counted as failed (a 429 waits
+    for its Retry-After and does not use an attempt)."""
 
 
 class WebhookNotifierSettings(_Frozen):
@@ -414,6 +417,12 @@ class WebhookNotifierSettings(_Frozen):
     """Timeout of one POST, in seconds."""
     outbox_size: int = Field(1000, gt=0)
     """Notices waiting to be sent; beyond it the oldest are dropped and counted."""
+    messages_per_second: float = Field(5.0, gt=0)
+    """Pacing: POSTs per second at most."""
+    digest_after: int = Field(5, gt=0)
+    """More notices than this waiting at once are sent in one POST (`"digest": true`)."""
+    max_attempts: int = Field(5, gt=0)
+    """Attempts for a POST failing with 5xx or a timeout before it is counted as failed."""
 
 
 class NotifierSettings(_Frozen):

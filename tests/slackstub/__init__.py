@@ -1,0 +1,1 @@
+"""A local stand-in for Slack (test support): see `tests.slackstub.server`."""
