@@ -1,0 +1,154 @@
+{{/* Names, labels and the rendered service configuration. */}}
+
+{{- define "oom-responder.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "oom-responder.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "oom-responder.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "oom-responder.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "oom-responder.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "oom-responder.labels" -}}
+helm.sh/chart: {{ include "oom-responder.chart" . }}
+{{ include "oom-responder.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "oom-responder.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "oom-responder.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "oom-responder.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* Where Secrets are mounted; the config points at these files. */}}
+{{- define "oom-responder.secretsDir" -}}/etc/oom-responder/secrets{{- end }}
+
+{{/*
+The configuration file: .Values.config with the parts the chart manages filled in. Returns YAML.
+*/}}
+{{- define "oom-responder.config" -}}
+{{- $config := deepCopy (.Values.config | default dict) }}
+{{- $dir := include "oom-responder.secretsDir" . }}
+{{- if .Values.webhook.tokenSecret.name }}
+{{- $auth := get $config "auth" | default dict }}
+{{- $_ := set $auth "bearer_token_file" (printf "%s/webhook/%s" $dir .Values.webhook.tokenSecret.key) }}
+{{- $_ := set $config "auth" $auth }}
+{{- end }}
+{{- if or .Values.slack.tokenSecret.name .Values.slack.webhookUrlSecret.name }}
+{{- $notifiers := get $config "notifiers" | default dict }}
+{{- $slack := get $notifiers "slack" | default dict }}
+{{- $_ := set $slack "enabled" true }}
+{{- if .Values.slack.tokenSecret.name }}
+{{- $_ := set $slack "token_file" (printf "%s/slack-token/%s" $dir .Values.slack.tokenSecret.key) }}
+{{- end }}
+{{- if .Values.slack.webhookUrlSecret.name }}
+{{- $_ := set $slack "webhook_url_file" (printf "%s/slack-webhook-url/%s" $dir .Values.slack.webhookUrlSecret.key) }}
+{{- end }}
+{{- $_ := set $notifiers "slack" $slack }}
+{{- $_ := set $config "notifiers" $notifiers }}
+{{- end }}
+{{- $kubernetes := get $config "kubernetes" | default dict }}
+{{- if eq .Values.rbac.scope "namespaced" }}
+{{- $_ := set $kubernetes "namespaces" .Values.rbac.namespaces }}
+{{- end }}
+{{- if not (hasKey $kubernetes "own_namespace") }}
+{{- $_ := set $kubernetes "own_namespace" .Release.Namespace }}
+{{- end }}
+{{- $_ := set $config "kubernetes" $kubernetes }}
+{{- toYaml $config }}
+{{- end }}
+
+{{/* The state ConfigMap's name and namespace, as the service computes them. */}}
+{{- define "oom-responder.stateName" -}}
+{{- $guardrails := .Values.config.guardrails | default dict }}
+{{- get $guardrails "state_name" | default "oom-responder-state" }}
+{{- end }}
+{{- define "oom-responder.stateNamespace" -}}
+{{- $guardrails := .Values.config.guardrails | default dict }}
+{{- get $guardrails "state_namespace" | default .Release.Namespace }}
+{{- end }}
+
+{{/* Values the schema cannot check on its own. */}}
+{{- define "oom-responder.validate" -}}
+{{- $server := .Values.config.server | default dict }}
+{{- $shutdown := get $server "shutdown_timeout_seconds" | default 20 }}
+{{- if le (float64 .Values.terminationGracePeriodSeconds) (float64 $shutdown) }}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must be greater than config.server.shutdown_timeout_seconds (%v): the queue must drain before SIGKILL" .Values.terminationGracePeriodSeconds $shutdown) }}
+{{- end }}
+{{- $requests := .Values.resources.requests | default dict }}
+{{- $limits := .Values.resources.limits | default dict }}
+{{- if or (not $limits.memory) (ne (toString $requests.memory) (toString $limits.memory)) }}
+{{- fail (printf "resources.requests.memory (%v) must equal resources.limits.memory (%v)" $requests.memory $limits.memory) }}
+{{- end }}
+{{- if and (eq .Values.rbac.scope "namespaced") (not .Values.rbac.namespaces) }}
+{{- fail "rbac.scope=namespaced needs at least one namespace in rbac.namespaces" }}
+{{- end }}
+{{- end }}
+
+{{- define "oom-responder.subjects" -}}
+- kind: ServiceAccount
+  name: {{ include "oom-responder.serviceAccountName" . }}
+  namespace: {{ .Release.Namespace }}
+{{- end }}
+
+{{/*
+The RBAC switches must agree with the playbooks: a playbook that checks VPAs or resizes pods in place without
+the matching rule would fail with 403 in the middle of an incident. Playbooks left out of the config are the
+service's defaults, which check VPAs and do not resize in place.
+*/}}
+{{- define "oom-responder.validatePlaybooks" -}}
+{{- $config := .Values.config | default dict }}
+{{- $playbooks := get $config "playbooks" }}
+{{- $checksVpa := not (hasKey $config "playbooks") }}
+{{- $resizes := false }}
+{{- range $playbook := $playbooks | default list }}
+{{- range $action := $playbook.actions | default list }}
+{{- if and (kindIs "map" $action) (hasKey $action "raise_memory") }}
+{{- $options := get $action "raise_memory" | default dict }}
+{{- if or (not (hasKey $options "check_vpa")) (get $options "check_vpa") }}
+{{- $checksVpa = true }}
+{{- end }}
+{{- if get $options "resize_in_place" }}
+{{- $resizes = true }}
+{{- end }}
+{{- else if and (kindIs "string" $action) (eq $action "raise_memory") }}
+{{- $checksVpa = true }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and .Values.rbac.create $checksVpa (not .Values.rbac.verticalPodAutoscalers) }}
+{{- fail "a raise_memory playbook checks VerticalPodAutoscalers (check_vpa, on by default): set rbac.verticalPodAutoscalers=true or check_vpa: false in every raise_memory action" }}
+{{- end }}
+{{- if and .Values.rbac.create $resizes (not .Values.rbac.podResize) }}
+{{- fail "a raise_memory playbook sets resize_in_place: set rbac.podResize=true" }}
+{{- end }}
+{{- end }}
