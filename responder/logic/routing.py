@@ -1,0 +1,55 @@
+"""Routing: which playbook answers an event, and which key serializes its work.
+
+Pure: decided from the event's kind and labels and the configured playbooks only; it must not read live
+cluster state (that is planning's job, later in the pipeline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from responder.logic import matching
+from responder.models import alerts, settings, targets
+
+__all__ = ["queue_key", "route", "target_from_labels"]
+
+
+def route(event: alerts.AlertEvent, playbooks: Sequence[settings.Playbook]) -> settings.Playbook | None:
+    """The first playbook (in file order) that answers the event's kind and whose matchers all hold."""
+    for playbook in playbooks:
+        if event.kind in playbook.alerts and matching.matches_all(playbook.matchers, event.labels):
+            return playbook
+    return None
+
+
+def queue_key(event: alerts.AlertEvent, *, settings: settings.AlertsSettings) -> str:
+    """The key work for this event is serialized on, known before the owner is looked up.
+
+    `namespace/workload` when the alert names its workload, else `namespace/pod`: alerts for two pods of one
+    Deployment then usually share a key; processing locks on the resolved workload as well.
+    """
+    namespace = event.namespace or "-"
+    name = event.labels.get(settings.workload_name_label) or event.pod or f"fingerprint:{event.fingerprint}"
+    return f"{namespace}/{name}"
+
+
+_KINDS = {kind.value.lower(): kind for kind in targets.WorkloadKind}
+
+
+def target_from_labels(
+    event: alerts.AlertEvent, *, settings: settings.AlertsSettings
+) -> targets.Target | None:
+    """The workload as far as the labels tell, without asking the cluster.
+
+    A `workload_kind`/`workload` label pair names it (kube-state-metrics joins); otherwise the pod itself is
+    the target, and the cluster-aware planner will climb to its owner. None when the namespace is unknown.
+    """
+    if not event.namespace:
+        return None
+    kind_label = event.labels.get(settings.workload_kind_label, "").lower()
+    name = event.labels.get(settings.workload_name_label)
+    if name and kind_label in _KINDS:
+        return targets.Target(kind=_KINDS[kind_label], namespace=event.namespace, name=name)
+    if event.pod:
+        return targets.Target(kind=targets.WorkloadKind.POD, namespace=event.namespace, name=event.pod)
+    return None

@@ -1,0 +1,81 @@
+"""Normalizing Alertmanager alerts into AlertEvents.
+
+Covers: kind from the configurable alert-name mapping; unmapped and missing alert names; configurable label
+names; empty labels read as absent; the occurrence id; a stable fingerprint derived when Alertmanager sends none.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from responder.logic import normalizing
+from responder.models import alerts, settings
+from tests.unit import payloads
+
+
+def _normalize(alert: dict[str, object], config: settings.Settings | None = None) -> alerts.AlertEvent | None:
+    payload = alerts.WebhookPayload.model_validate(payloads.payload(alert))
+    return normalizing.normalize(payload.alerts[0], payload=payload, settings=config or settings.Settings())
+
+
+def test_builds_the_event_from_labels() -> None:
+    event = _normalize(payloads.alert("OOMKilled"))
+    assert event is not None
+    assert event.kind is settings.AlertKind.OOM_KILLED
+    assert (event.namespace, event.pod, event.container, event.severity) == (
+        "shop",
+        "api-7d9c-x1",
+        "api",
+        "critical",
+    )
+    assert event.fingerprint == "a1b2c3d4e5f60718"
+    assert event.external_url == "http://alertmanager:9093"
+    assert event.occurrence_id == "a1b2c3d4e5f60718@2024-05-01T10:00:00+00:00"
+
+
+def test_an_unmapped_alert_name_gives_none() -> None:
+    assert _normalize(payloads.alert("CPUThrottlingHigh")) is None
+
+
+def test_an_alert_without_alertname_gives_none() -> None:
+    alert = payloads.alert()
+    del alert["labels"]["alertname"]
+    assert _normalize(alert) is None
+
+
+def test_kube_prometheus_names_and_labels_can_be_mapped_in() -> None:
+    config = settings.Settings.model_validate(
+        {"alerts": {"names": {"KubePodCrashLooping": "restarting_frequently"}, "pod_label": "exported_pod"}}
+    )
+    event = _normalize(payloads.alert("KubePodCrashLooping", pod=None, exported_pod="worker-0"), config)
+    assert event is not None
+    assert event.kind is settings.AlertKind.RESTARTING_FREQUENTLY
+    assert event.pod == "worker-0"
+
+
+def test_empty_labels_read_as_absent() -> None:
+    event = _normalize(payloads.alert(container=""))
+    assert event is not None
+    assert event.container is None
+
+
+def test_a_missing_fingerprint_is_derived_from_the_sorted_label_set() -> None:
+    first = _normalize(payloads.alert(fingerprint=None))
+    assert first is not None
+    assert len(first.fingerprint) == 16
+    reordered = payloads.alert(fingerprint=None)
+    reordered["labels"] = dict(reversed(list(reordered["labels"].items())))
+    second = _normalize(reordered)
+    assert second is not None
+    assert second.fingerprint == first.fingerprint
+    other = _normalize(payloads.alert(fingerprint=None, pod="api-7d9c-x2"))
+    assert other is not None
+    assert other.fingerprint != first.fingerprint
+
+
+def test_the_occurrence_id_is_the_same_in_any_time_zone() -> None:
+    utc = _normalize(payloads.alert(starts_at="2024-05-01T10:00:00Z"))
+    shifted = _normalize(payloads.alert(starts_at="2024-05-01T12:00:00+02:00"))
+    assert utc is not None and shifted is not None
+    assert utc.occurrence_id == shifted.occurrence_id
+    assert utc.starts_at == datetime.datetime(2024, 5, 1, 10, tzinfo=datetime.UTC)
