@@ -1,0 +1,223 @@
+"""The cluster-wide guardrail state object: one ConfigMap in the service's namespace, updated by compare-and-swap.
+
+Stage: kube edge. Every replica reads and writes the same object; each write carries the `resourceVersion` it
+read, so the API server (etcd) accepts exactly one of two racing writers and the other re-reads and re-computes
+(409 → retry). That is what makes the global budget hold in total across replicas, and what lets exactly one
+replica observe each breaker transition, so that the breaker notification goes out once.
+
+Every change is computed by a pure function of `responder.logic.guarding`; this module only runs the
+read-compute-write loop. It decides nothing itself, never notifies and never touches workloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from responder.kube import client, errors
+from responder.logic import guarding
+from responder.models import cluster_state, decisions, settings, targets
+
+__all__ = [
+    "LABELS",
+    "SERVICE_ACCOUNT_NAMESPACE_FILE",
+    "StateConflict",
+    "StateStore",
+    "own_namespace",
+    "state_namespace",
+]
+
+_Result = TypeVar("_Result")
+
+LABELS = {"app.kubernetes.io/name": "oom-responder", "app.kubernetes.io/component": "guardrail-state"}
+
+_CONFLICT_BACKOFF_SECONDS = 0.05
+"""First backoff after losing a compare-and-swap race; jittered and doubled up to `_MAX_BACKOFF_SECONDS`, so
+that replicas racing in a storm spread out instead of colliding again in lockstep."""
+_MAX_BACKOFF_SECONDS = 1.0
+
+
+class StateConflict(errors.KubeConflict):
+    """The state object kept changing under us for every attempt; the caller must not write."""
+
+
+SERVICE_ACCOUNT_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def own_namespace(config: settings.Settings, *, namespace_file: Path = SERVICE_ACCOUNT_NAMESPACE_FILE) -> str:
+    """The service's own namespace: `kubernetes.own_namespace`, else $POD_NAMESPACE, else the pod's
+    service-account namespace file, else "default"."""
+    if config.kubernetes.own_namespace:
+        return config.kubernetes.own_namespace
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    try:
+        found = namespace_file.read_text(encoding="utf-8").strip()
+    except OSError:
+        found = ""
+    return found or "default"
+
+
+def state_namespace(config: settings.Settings, *, own_namespace: str) -> str:
+    """Where the state object lives: `guardrails.state_namespace`, else the service's own namespace."""
+    return config.guardrails.state_namespace or own_namespace
+
+
+class StateStore:
+    """Reads and compare-and-swaps the state ConfigMap. One per process; safe for concurrent tasks.
+
+    Requests go through `client.Kube`, so they are throttled, counted, timed out and retried like all others.
+    """
+
+    def __init__(
+        self,
+        kube: client.Kube,
+        *,
+        namespace: str,
+        settings: settings.Settings,
+        name: str | None = None,
+        max_conflicts: int = 100,
+    ) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.name = name or settings.guardrails.state_name
+        self.settings = settings
+        self._max_conflicts = max_conflicts
+
+    @property
+    def _collection(self) -> str:
+        return f"/api/v1/namespaces/{self.namespace}/configmaps"
+
+    # --- raw access -----------------------------------------------------------------------------------------
+
+    async def _read_raw(self) -> tuple[cluster_state.ClusterState, str | None]:
+        """The state and the resourceVersion it was read at (None: the object does not exist yet)."""
+        try:
+            configmap = await self.kube.get(f"{self._collection}/{self.name}")
+        except errors.KubeNotFound:
+            return cluster_state.ClusterState(), None
+        data = configmap.get("data") or {}
+        state = cluster_state.ClusterState.from_json(data.get(cluster_state.DATA_KEY))
+        return state, (configmap.get("metadata") or {}).get("resourceVersion")
+
+    async def _write(self, state: cluster_state.ClusterState, resource_version: str | None) -> None:
+        """Create (when it did not exist) or replace at exactly `resource_version`; KubeConflict otherwise."""
+        metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace, "labels": LABELS}
+        body: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": metadata,
+            "data": {cluster_state.DATA_KEY: state.to_json()},
+        }
+        if resource_version is None:
+            # A second replica creating it at the same time gets 409 AlreadyExists and re-reads.
+            await self.kube.create(self._collection, body)
+        else:
+            # The precondition: the API server refuses the PUT with 409 if anyone wrote since our read.
+            metadata["resourceVersion"] = resource_version
+            await self.kube.request("PUT", f"{self._collection}/{self.name}", body=body, verb="update")
+
+    async def update(
+        self,
+        change: Callable[[cluster_state.ClusterState], tuple[cluster_state.ClusterState | None, _Result]],
+    ) -> _Result:
+        """Compare-and-swap: read, compute with `change`, write at the read resourceVersion; on 409 start over.
+
+        `change` returns the new state (None or the same state: nothing to write) and a result handed back
+        to the caller only from the attempt whose write won. Raises StateConflict after `max_conflicts` lost
+        races, and KubeError for other failures; the caller must then not mutate the cluster.
+        """
+        backoff = _CONFLICT_BACKOFF_SECONDS
+        for _ in range(self._max_conflicts):
+            state, resource_version = await self._read_raw()
+            new_state, result = change(state)
+            if new_state is None or (new_state == state and resource_version is not None):
+                return result
+            try:
+                await self._write(new_state, resource_version)
+            except errors.KubeConflict:
+                await asyncio.sleep(random.uniform(0, backoff))
+                backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
+                continue
+            return result
+        raise StateConflict(
+            f"state object {self.namespace}/{self.name} changed under every one of {self._max_conflicts} attempts",
+            status=409,
+        )
+
+    # --- what the engine and the commands call ----------------------------------------------------------------
+
+    async def read(self) -> cluster_state.ClusterState:
+        """The current state (a fresh one when the object does not exist yet)."""
+        state, _ = await self._read_raw()
+        return state
+
+    async def note_alerting(
+        self, target: targets.Target, *, now: datetime.datetime
+    ) -> tuple[cluster_state.ClusterState, cluster_state.BreakerTransition | None]:
+        """Count `target` in the blast-radius window; returns the new state and the breaker's transition.
+
+        A transition is returned to exactly one caller across all replicas (the one whose write made it), so
+        announcing it on that return sends the breaker notification once.
+        """
+
+        def change(
+            state: cluster_state.ClusterState,
+        ) -> tuple[
+            cluster_state.ClusterState,
+            tuple[cluster_state.ClusterState, cluster_state.BreakerTransition | None],
+        ]:
+            new_state, transition = guarding.note_workload(
+                state, key=target.key, now=now, settings=self.settings
+            )
+            return new_state, (new_state, transition)
+
+        return await self.update(change)
+
+    async def reserve(self, *, now: datetime.datetime) -> decisions.Decision:
+        """Right before a write: re-check pause and breaker on the freshest state and take one budget token.
+
+        Allowed means the token is spent and the write may go ahead; if it then does not happen (409 on the
+        workload: another replica acted first), call `return_budget`.
+        """
+
+        def change(
+            state: cluster_state.ClusterState,
+        ) -> tuple[cluster_state.ClusterState | None, decisions.Decision]:
+            return guarding.reserve(state, now=now, settings=self.settings)
+
+        return await self.update(change)
+
+    async def reserve_budget(self, *, now: datetime.datetime) -> bool:
+        """`reserve` as a yes/no."""
+        return (await self.reserve(now=now)).allowed
+
+    async def return_budget(self, *, now: datetime.datetime) -> None:
+        """Give back a token whose write did not happen."""
+
+        def change(state: cluster_state.ClusterState) -> tuple[cluster_state.ClusterState, None]:
+            return guarding.return_token(state, now=now, settings=self.settings), None
+
+        await self.update(change)
+
+    async def set_paused(
+        self, paused: bool, *, by: str, now: datetime.datetime
+    ) -> cluster_state.ClusterState:
+        """Flip the pause switch (resuming also closes the breaker); returns the stored state."""
+
+        def change(
+            state: cluster_state.ClusterState,
+        ) -> tuple[cluster_state.ClusterState, cluster_state.ClusterState]:
+            new_state = guarding.set_paused(state, paused=paused, by=by, now=now)
+            return new_state, new_state
+
+        return await self.update(change)
+
+    async def resume(self, *, by: str, now: datetime.datetime) -> cluster_state.ClusterState:
+        """Unpause and close the breaker."""
+        return await self.set_paused(False, by=by, now=now)
