@@ -130,7 +130,9 @@ def build_assets(*, log_path: Path, timeout_seconds: float = 3600) -> Path:
         except (OSError, subprocess.TimeoutExpired) as e:
             raise AssetsMissing(f"scripts/test-assets failed: {e}") from e
     if proc.returncode != 0:
-        tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+        # Go's "downloading"/"added" chatter says nothing about the failure; skip it.
+        lines = log_path.read_text(errors="replace").strip().splitlines()
+        tail = [line for line in lines if not line.startswith(("go: downloading", "go: added"))][-3:]
         raise AssetsMissing(
             f"scripts/test-assets exited {proc.returncode} (log: {log_path}): " + " | ".join(tail)
         )

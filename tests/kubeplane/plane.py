@@ -18,6 +18,7 @@ import datetime
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -274,6 +275,20 @@ class _Proc:
             self._log.close()
 
 
+def _remove_orphaned_etcd_dirs(shm: Path) -> None:
+    """Free RAM held by etcd data of runs that were SIGKILLed (their pid is in the name)."""
+    for entry in shm.glob("kubeplane-etcd-*-*"):
+        pid = entry.name.split("-")[2]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(entry, ignore_errors=True)
+        except PermissionError:
+            pass  # someone else's live run
+
+
 _LIVE_PLANES: list[KubePlane] = []
 _handlers_installed: list[bool] = []  # non-empty once installed (a list avoids `global`)
 
@@ -392,9 +407,11 @@ class KubePlane:
         # etcd's data lives in RAM when /dev/shm exists: the plane is disposable, and fsync on
         # a shared disk is what makes apiserver writes slow.
         shm = Path("/dev/shm")
-        data_root = (
-            Path(tempfile.mkdtemp(prefix="kubeplane-etcd-", dir=shm)) if shm.is_dir() else self.workdir
-        )
+        if shm.is_dir():
+            _remove_orphaned_etcd_dirs(shm)
+            data_root = Path(tempfile.mkdtemp(prefix=f"kubeplane-etcd-{os.getpid()}-", dir=shm))
+        else:
+            data_root = self.workdir
         self._etcd_data = data_root
         self._spawn(
             "etcd",
@@ -515,7 +532,7 @@ class KubePlane:
             proc.close_log()
         data = getattr(self, "_etcd_data", None)
         if data is not None and str(data).startswith("/dev/shm/"):
-            subprocess.run(["rm", "-rf", str(data)], check=False)
+            shutil.rmtree(data, ignore_errors=True)
         if self in _LIVE_PLANES:
             _LIVE_PLANES.remove(self)
 
