@@ -344,10 +344,13 @@ def digest_line(notice: notices.Notice) -> str:
     return f"{_header_emoji(notice)} {escape(title(notice))}{where}{change}"
 
 
-def render_digest(batch: Sequence[notices.Notice], *, window_seconds: float | None = None) -> Message:
+def render_digest(
+    batch: Sequence[notices.Notice], *, window_seconds: float | None = None, max_lines: int = 100
+) -> Message:
     """One message standing for many notices that arrived within seconds (a storm), within Slack's limits.
 
-    Lines are packed into sections of at most 3000 characters; what does not fit in 50 blocks is counted.
+    Lines are packed into sections of at most 3000 characters; past `max_lines` (a digest is read at a
+    glance) or 50 blocks the rest is counted, not shown.
     """
     count = len(batch)
     within = f" within {window_seconds:.0f}s" if window_seconds is not None else ""
@@ -376,7 +379,7 @@ def render_digest(batch: Sequence[notices.Notice], *, window_seconds: float | No
     chunk: list[str] = []
     size = 0
     shown = 0
-    for notice in batch:
+    for notice in batch[:max_lines]:
         line = truncate(digest_line(notice), 500)
         if chunk and size + len(line) + 1 > MAX_SECTION_CHARS:
             if room == 0:

@@ -5,7 +5,7 @@ from the notice (recovered from the workload's ledger) or from this process's me
 thread is reported through `on_thread` so the engine can keep it with the incident.
 
 Secrets: the token and the webhook URL live only inside the slack-sdk clients. slack-sdk logs request URLs
-and headers at debug level, so its clients get a logger of their own held at WARNING; every failure is
+and headers at debug level, so its clients get a disabled logger of their own; every failure is
 re-raised as a `DeliveryError` built from the status and Slack's error code, never from the original
 exception's text (an aiohttp error can carry the webhook URL). Retries and pacing are the outbox's job:
 the clients get no retry handlers, so a 429 never stalls inside slack-sdk.
@@ -30,9 +30,11 @@ from responder.notifiers import blocks, outboxes
 
 __all__ = ["FOLLOW_UPS", "SlackBot", "SlackWebhook"]
 
-_sdk_logger = logging.getLogger("responder.notifiers.slack_sdk")
 # slack-sdk writes URLs (a webhook URL is a secret) and request headers (the bot token) at DEBUG and INFO.
-_sdk_logger.setLevel(logging.WARNING)
+# Its clients get a logger outside the logging tree, disabled, so no logging configuration can turn that on;
+# failures are reported by the outbox from `DeliveryError`s instead.
+_sdk_logger = logging.Logger("responder.notifiers.slack_sdk", level=logging.CRITICAL)
+_sdk_logger.disabled = True
 
 FOLLOW_UPS = frozenset(
     {notices.NoticeKind.VERIFICATION, notices.NoticeKind.REPEAT, notices.NoticeKind.RESOLVED}

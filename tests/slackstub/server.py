@@ -12,7 +12,8 @@ accept:
   `invalid_payload`, no text/blocks → 400 `no_text`, bad blocks → 400 `invalid_blocks`; success 200 `ok`.
 
 Failures are scriptable, in order, for the next requests: `fail(status=429, retry_after=1)`, `fail(status=500)`,
-`hang()` (the request waits until `release()` or the stub stops, so clients time out).
+`hang()` (the request waits until `release()` or the stub stops, so clients time out), `hold()` (waits
+until `release()`, then is answered normally).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class Trouble:
     status: int = 500
     retry_after: int | None = None
     hang: bool = False
+    then_answer: bool = False
+    """After the hang, answer normally instead of 500 (a slow but successful request)."""
 
 
 def _text_object_errors(obj: Any, where: str, *, limit: int, plain_only: bool = False) -> list[str]:
@@ -187,6 +190,11 @@ class SlackStub:
         self._release.clear()
         self._troubles.extend(Trouble(hang=True) for _ in range(times))
 
+    def hold(self, *, times: int = 1) -> None:
+        """The next `times` requests wait until `release()`, then are answered normally (slow Slack)."""
+        self._release.clear()
+        self._troubles.extend(Trouble(hang=True, then_answer=True) for _ in range(times))
+
     def release(self) -> None:
         self._release.set()
 
@@ -209,6 +217,8 @@ class SlackStub:
         trouble = self._troubles.pop(0)
         if trouble.hang:
             await self._release.wait()
+            if trouble.then_answer:
+                return None
             return web.json_response({"ok": False, "error": "internal_error"}, status=500)
         headers = {"Retry-After": str(trouble.retry_after)} if trouble.retry_after is not None else None
         if trouble.status == 429:
