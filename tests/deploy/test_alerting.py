@@ -51,7 +51,9 @@ def test_every_alert_carries_the_labels_and_annotations_the_service_reads() -> N
     for rule in _alert_rules():
         by_clause = rule["expr"].split("by (", 1)[1].split(")", 1)[0]
         grouped = {label.strip() for label in by_clause.split(",")}
-        assert {defaults.namespace_label, defaults.pod_label, defaults.container_label} <= grouped, rule["alert"]
+        assert {defaults.namespace_label, defaults.pod_label, defaults.container_label} <= grouped, rule[
+            "alert"
+        ]
         assert rule["labels"][defaults.severity_label] in {"warning", "critical"}
         assert {"summary", "description", "runbook_url"} <= set(rule["annotations"]), rule["alert"]
         assert rule["alert"] in defaults.names, f"{rule['alert']} is not mapped by the service's defaults"
@@ -79,7 +81,9 @@ def test_alertmanager_example_posts_to_the_chart_service_with_a_token_file() -> 
     assert webhook["url"] == "http://oom-responder.oom-responder.svc:8080/webhook"
     assert webhook["send_resolved"] is True
     assert webhook["max_alerts"] > 0
-    assert webhook["http_config"]["authorization"]["credentials_file"].startswith("/etc/alertmanager/secrets/")
+    assert webhook["http_config"]["authorization"]["credentials_file"].startswith(
+        "/etc/alertmanager/secrets/"
+    )
     route = next(r for r in config["route"]["routes"] if r["receiver"] == "oom-responder")
     assert route["continue"] is True
     (matcher,) = route["matchers"]

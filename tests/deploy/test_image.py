@@ -32,7 +32,9 @@ def test_final_stage_runs_as_a_numeric_non_root_user_from_offline_wheels() -> No
     final = stages[-1]
     (user,) = re.findall(r"(?m)^USER (\S+)$", final)
     uid = user.split(":")[0]
-    assert uid.isdigit() and int(uid) >= 10000, "numeric, so runAsNonRoot can be verified; high, per CKV_K8S_40"
+    assert uid.isdigit() and int(uid) >= 10000, (
+        "numeric, so runAsNonRoot can be verified; high, per CKV_K8S_40"
+    )
     assert "--no-index" in final, "the final stage installs only what the build stage built"
     assert "--only-binary=:all:" in stages[0], "no source distributions, so no compiler anywhere"
     assert not re.search(r"\b(gcc|build-essential|apt-get install)\b", final)
@@ -40,8 +42,8 @@ def test_final_stage_runs_as_a_numeric_non_root_user_from_offline_wheels() -> No
 
 def _pins() -> dict[str, str]:
     pins: dict[str, str] = {}
-    for line in (tooling.REPO / "constraints.txt").read_text().splitlines():
-        line = line.strip()
+    for raw in (tooling.REPO / "constraints.txt").read_text().splitlines():
+        line = raw.strip()
         if line and not line.startswith("#"):
             name, version = line.split("==")
             pins[utils.canonicalize_name(name)] = version
@@ -55,7 +57,9 @@ def test_constraints_pin_every_runtime_dependency_within_its_range() -> None:
         requirement = requirements.Requirement(spec)
         name = utils.canonicalize_name(requirement.name)
         assert name in pins, f"{requirement.name} is not pinned in constraints.txt"
-        assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]} is outside {requirement.specifier}"
+        assert requirement.specifier.contains(pins[name]), (
+            f"{name}=={pins[name]} is outside {requirement.specifier}"
+        )
 
 
 def test_dockerignore_admits_exactly_what_the_dockerfile_copies() -> None:

@@ -60,7 +60,9 @@ def find_helm() -> Path | None:
     return find_tool("helm")
 
 
-def run(argv: Sequence[str | Path], *, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run(
+    argv: Sequence[str | Path], *, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run a tool; the caller asserts on returncode and shows stdout/stderr on failure."""
     return subprocess.run(
         [str(a) for a in argv], capture_output=True, text=True, check=False, cwd=cwd or REPO, timeout=timeout

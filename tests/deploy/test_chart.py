@@ -1,0 +1,365 @@
+"""The Helm chart, rendered with helm for the default values and for non-default ones.
+
+Aspects covered:
+* `helm lint` passes for both value sets;
+* values.schema.json rejects bad values (a string for replicaCount, an unknown key, an unknown RBAC scope),
+  and the templates refuse what the schema cannot express (grace period not above the shutdown timeout,
+  memory request differing from the limit, namespaced scope without namespaces, RBAC switches that disagree
+  with the playbooks);
+* the Deployment: two replicas spread across nodes, POD_NAME/POD_NAMESPACE from the downward API, grace period
+  above the shutdown timeout, the restricted security context, memory request equal to the limit, probes on
+  /healthz and /readyz, config from the ConfigMap, secrets mounted as files that the config points at;
+* the rendered config file is a valid service configuration (the service's own Settings model);
+* RBAC as one ClusterRole, or as one Role per listed namespace with the same rules, never wildcards or
+  Secrets; the state ConfigMap's rule restricted by resourceNames except `create`;
+* the optional ServiceMonitor, NetworkPolicy (Alertmanager and Prometheus only) and PrometheusRule (the
+  unit-tested rules, runbook address replaced).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from responder.models import settings
+from tests.deploy import tooling
+
+NON_DEFAULT: dict[str, Any] = {
+    "rbac": {"scope": "namespaced", "namespaces": ["shop", "search"], "podResize": True},
+    "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+    "networkPolicy": {"enabled": True},
+    "prometheusRule": {"enabled": True, "runbookUrl": "https://wiki.internal/runbooks/RB-010"},
+    "slack": {"tokenSecret": {"name": "slack-bot", "key": "bot-token"}},
+    "image": {"digest": "sha256:" + "0123456789abcdef" * 4},
+    "config": {
+        "mode": "enforce",
+        "notifiers": {"slack": {"channel": "#incidents"}},
+        "playbooks": [
+            {
+                "name": "oom-raise-memory",
+                "alerts": ["oom_killed"],
+                "actions": [{"raise_memory": {"resize_in_place": True, "max": "4Gi"}}],
+            }
+        ],
+    },
+}
+
+
+def _kinds(documents: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in documents if d["kind"] == kind]
+
+
+def _one(documents: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (found,) = _kinds(documents, kind)
+    return found
+
+
+@pytest.fixture(scope="module")
+def default_docs(helm: Path) -> list[dict[str, Any]]:
+    return tooling.render_documents(helm)
+
+
+@pytest.fixture(scope="module")
+def custom_docs(helm: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    return tooling.render_documents(
+        helm, values=NON_DEFAULT, values_dir=tmp_path_factory.mktemp("values"), namespace="ops"
+    )
+
+
+def _config(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(_one(documents, "ConfigMap")["data"]["config.yaml"])
+    return loaded
+
+
+def _container(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    (container,) = _one(documents, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
+@pytest.mark.parametrize("values", [None, NON_DEFAULT], ids=["default-values", "non-default-values"])
+def test_helm_lint_passes(helm: Path, tmp_path: Path, values: dict[str, Any] | None) -> None:
+    args = ["--values", str(tmp_path / "values.yaml")] if values else []
+    if values:
+        (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
+    result = tooling.run(
+        [helm, "lint", "--strict", tooling.CHART, "--kube-version", tooling.KUBE_VERSION, *args]
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        pytest.param({"replicaCount": "two"}, "/replicaCount", id="string-replica-count"),
+        pytest.param({"replicaCount": 0}, "/replicaCount", id="zero-replicas"),
+        pytest.param({"replicas": 3}, "replicas", id="unknown-key"),
+        pytest.param({"rbac": {"scope": "everywhere"}}, "/rbac/scope", id="unknown-rbac-scope"),
+        pytest.param({"config": {"mode": "yolo"}}, "/config/mode", id="unknown-mode"),
+        pytest.param({"image": {"digest": "latest"}}, "/image/digest", id="digest-not-sha256"),
+        pytest.param(
+            {"terminationGracePeriodSeconds": 20},
+            "must be greater than config.server.shutdown_timeout_seconds",
+            id="grace-not-above-shutdown-timeout",
+        ),
+        pytest.param(
+            {"resources": {"requests": {"memory": "128Mi"}, "limits": {"memory": "256Mi"}}},
+            "must equal resources.limits.memory",
+            id="memory-request-below-limit",
+        ),
+        pytest.param(
+            {"rbac": {"scope": "namespaced"}}, "needs at least one namespace", id="namespaced-no-namespaces"
+        ),
+        pytest.param({"rbac": {"verticalPodAutoscalers": False}}, "check_vpa", id="vpa-rule-off-but-checked"),
+        pytest.param(
+            {
+                "config": {
+                    "playbooks": [
+                        {
+                            "name": "p",
+                            "alerts": ["oom_killed"],
+                            "actions": [{"raise_memory": {"resize_in_place": True}}],
+                        }
+                    ]
+                }
+            },
+            "rbac.podResize",
+            id="resize-without-its-rule",
+        ),
+    ],
+)
+def test_chart_refuses_bad_values(helm: Path, tmp_path: Path, values: dict[str, Any], message: str) -> None:
+    result = tooling.render(helm, values=values, values_dir=tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_deployment_runs_two_replicas_spread_across_nodes(default_docs: list[dict[str, Any]]) -> None:
+    deployment = _one(default_docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    (spread,) = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    pdb = _one(default_docs, "PodDisruptionBudget")
+    assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
+    assert pdb["spec"]["maxUnavailable"] == 1
+
+
+def test_one_replica_gets_no_disruption_budget_that_would_block_drains(helm: Path, tmp_path: Path) -> None:
+    documents = tooling.render_documents(helm, values={"replicaCount": 1}, values_dir=tmp_path)
+    assert _kinds(documents, "PodDisruptionBudget") == []
+
+
+def test_pod_knows_its_name_and_namespace_from_the_downward_api(default_docs: list[dict[str, Any]]) -> None:
+    env = {e["name"]: e for e in _container(default_docs)["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    assert env["OOM_RESPONDER_CONFIG"]["value"] == "/etc/oom-responder/config.yaml"
+
+
+def test_grace_period_exceeds_the_shutdown_timeout(default_docs: list[dict[str, Any]]) -> None:
+    grace = _one(default_docs, "Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    config = settings.Settings.model_validate(_config(default_docs))
+    assert grace > config.server.shutdown_timeout_seconds
+
+
+@pytest.mark.parametrize("which", ["default", "custom"])
+def test_security_context_is_restricted(
+    which: str, default_docs: list[dict[str, Any]], custom_docs: list[dict[str, Any]]
+) -> None:
+    documents = default_docs if which == "default" else custom_docs
+    pod = _one(documents, "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    context = _container(documents)["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_memory_request_equals_limit_and_probes_hit_health_endpoints(
+    default_docs: list[dict[str, Any]],
+) -> None:
+    container = _container(default_docs)
+    assert container["resources"]["requests"]["memory"] == container["resources"]["limits"]["memory"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    (port,) = container["ports"]
+    assert port["containerPort"] == settings.Settings.model_validate(_config(default_docs)).server.port
+    service = _one(default_docs, "Service")
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+
+
+@pytest.mark.parametrize("which", ["default", "custom"])
+def test_rendered_config_is_a_valid_service_configuration(
+    which: str, default_docs: list[dict[str, Any]], custom_docs: list[dict[str, Any]]
+) -> None:
+    documents = default_docs if which == "default" else custom_docs
+    config = settings.Settings.model_validate(_config(documents))
+    namespace = _one(documents, "Deployment")["metadata"]["namespace"]
+    assert config.kubernetes.own_namespace == namespace
+    assert config.mode == (settings.Mode.DRY_RUN if which == "default" else settings.Mode.ENFORCE)
+
+
+def _mounted_files(documents: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Mounted file path → (Secret name, key), for every Secret volume."""
+    pod = _one(documents, "Deployment")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    files: dict[str, tuple[str, str]] = {}
+    for mount in _container(documents)["volumeMounts"]:
+        secret = volumes[mount["name"]].get("secret")
+        if secret:
+            for item in secret["items"]:
+                files[f"{mount['mountPath']}/{item['path']}"] = (secret["secretName"], item["key"])
+    return files
+
+
+def test_secrets_are_mounted_as_files_the_config_points_at(custom_docs: list[dict[str, Any]]) -> None:
+    config = settings.Settings.model_validate(_config(custom_docs))
+    files = _mounted_files(custom_docs)
+    assert config.auth.bearer_token_file is not None
+    assert files[config.auth.bearer_token_file] == ("oom-responder-webhook", "token")
+    assert config.notifiers.slack.enabled is True
+    assert config.notifiers.slack.token_file is not None
+    assert files[config.notifiers.slack.token_file] == ("slack-bot", "bot-token")
+    assert not any("secretKeyRef" in str(e) for e in _container(custom_docs)["env"]), "files, not env"
+
+
+def test_config_change_rolls_the_pods(helm: Path, tmp_path: Path, default_docs: list[dict[str, Any]]) -> None:
+    changed = tooling.render_documents(helm, values={"config": {"mode": "enforce"}}, values_dir=tmp_path)
+
+    def checksum(documents: list[dict[str, Any]]) -> str:
+        return str(
+            _one(documents, "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+        )
+
+    assert checksum(changed) != checksum(default_docs)
+
+
+def _all_rules(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [rule for d in documents if d["kind"] in ("Role", "ClusterRole") for rule in d["rules"]]
+
+
+@pytest.mark.parametrize("which", ["default", "custom"])
+def test_rbac_has_no_wildcards_and_no_secrets(
+    which: str, default_docs: list[dict[str, Any]], custom_docs: list[dict[str, Any]]
+) -> None:
+    for rule in _all_rules(default_docs if which == "default" else custom_docs):
+        assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
+        assert "secrets" not in rule["resources"], rule
+        assert not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(rule["verbs"]), (
+            rule
+        )
+
+
+def test_cluster_scope_binds_one_cluster_role_to_the_service_account(
+    default_docs: list[dict[str, Any]],
+) -> None:
+    account = _one(default_docs, "ServiceAccount")["metadata"]
+    bindings = {b["roleRef"]["name"]: b for b in _kinds(default_docs, "ClusterRoleBinding")}
+    workload_role = next(
+        r
+        for r in _kinds(default_docs, "ClusterRole")
+        if any("pods" in rule["resources"] for rule in r["rules"])
+    )
+    subjects = bindings[workload_role["metadata"]["name"]]["subjects"]
+    assert subjects == [
+        {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+    ]
+    state_roles = _kinds(default_docs, "Role")
+    assert [r["metadata"]["namespace"] for r in state_roles] == ["oom-responder"], "only the state Role"
+
+
+def test_namespaced_scope_grants_the_same_rules_per_listed_namespace_only(
+    default_docs: list[dict[str, Any]], custom_docs: list[dict[str, Any]]
+) -> None:
+    cluster_rules = next(
+        r["rules"]
+        for r in _kinds(default_docs, "ClusterRole")
+        if any("pods" in x["resources"] for x in r["rules"])
+    )
+    roles = {
+        r["metadata"]["namespace"]: r
+        for r in _kinds(custom_docs, "Role")
+        if not r["metadata"]["name"].endswith("-state")
+    }
+    assert set(roles) == {"shop", "search"}
+    pod_resize = {"apiGroups": [""], "resources": ["pods/resize"], "verbs": ["patch"]}
+    for role in roles.values():
+        assert [r for r in role["rules"] if r != pod_resize] == cluster_rules
+        assert pod_resize in role["rules"]
+    bound = {b["metadata"]["namespace"] for b in _kinds(custom_docs, "RoleBinding")}
+    assert bound == {"shop", "search", "ops"}
+    assert settings.Settings.model_validate(_config(custom_docs)).kubernetes.namespaces == ["shop", "search"]
+    # Only SelfSubjectAccessReviews stay cluster-wide: they reveal the service's own permissions, nothing else.
+    (cluster_role,) = _kinds(custom_docs, "ClusterRole")
+    assert cluster_role["rules"] == [
+        {
+            "apiGroups": ["authorization.k8s.io"],
+            "resources": ["selfsubjectaccessreviews"],
+            "verbs": ["create"],
+        }
+    ]
+
+
+def test_state_configmap_rule_is_limited_by_name_except_create(default_docs: list[dict[str, Any]]) -> None:
+    state = next(r for r in _kinds(default_docs, "Role") if r["metadata"]["name"].endswith("-state"))
+    defaults = settings.GuardrailSettings()
+    named = [r for r in state["rules"] if r.get("resourceNames")]
+    unnamed = [r for r in state["rules"] if not r.get("resourceNames")]
+    assert named == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": [defaults.state_name],
+            "verbs": ["get", "update"],
+        }
+    ]
+    # create cannot be restricted by resourceNames: the name is not known to the authorizer before creation.
+    assert unnamed == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}]
+
+
+def test_optional_objects_are_off_by_default(default_docs: list[dict[str, Any]]) -> None:
+    kinds = {d["kind"] for d in default_docs}
+    assert not kinds & {"ServiceMonitor", "NetworkPolicy", "PrometheusRule"}
+
+
+def test_service_monitor_scrapes_the_metrics_port(custom_docs: list[dict[str, Any]]) -> None:
+    monitor = _one(custom_docs, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["endpoints"][0]["port"] == "http"
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    assert monitor["spec"]["selector"]["matchLabels"] == _one(custom_docs, "Service")["spec"]["selector"]
+
+
+def test_network_policy_admits_only_alertmanager_and_prometheus(custom_docs: list[dict[str, Any]]) -> None:
+    policy = _one(custom_docs, "NetworkPolicy")
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (ingress,) = policy["spec"]["ingress"]
+    apps = [peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for peer in ingress["from"]]
+    assert apps == ["alertmanager", "prometheus"]
+    assert all("namespaceSelector" in peer for peer in ingress["from"])
+    assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
+
+
+def test_prometheus_rule_carries_the_tested_rules_with_the_runbook_replaced(
+    custom_docs: list[dict[str, Any]],
+) -> None:
+    rule = _one(custom_docs, "PrometheusRule")
+    source = (tooling.REPO / "config" / "alert-rules.yaml").read_text()
+    expected = yaml.safe_load(
+        source.replace("https://runbooks.example.com/RB-010", "https://wiki.internal/runbooks/RB-010")
+    )
+    assert rule["spec"] == expected
+    assert "runbooks.example.com" not in yaml.safe_dump(rule)
+
+
+def test_image_is_pulled_by_digest_when_one_is_given(
+    default_docs: list[dict[str, Any]], custom_docs: list[dict[str, Any]]
+) -> None:
+    assert _container(default_docs)["image"] == "oom-responder:0.1.0"
+    assert _container(custom_docs)["image"] == "oom-responder@sha256:" + "0123456789abcdef" * 4
