@@ -1,0 +1,321 @@
+"""Regenerate bench/REPORT.md (and its PNG plots) from bench/results/*.json: `python -m bench.report`.
+
+It only reads result files; it measures nothing. A benchmark without a result file is listed as not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import common
+
+_IMG_PREFIX = "results/"
+"""Where the report finds the plots, relative to itself."""
+
+ORDER = ("ingest", "reaction", "storm", "memory", "startup")
+TITLES = {
+    "ingest": "Ingest throughput and acknowledgement latency",
+    "reaction": "Reaction time (webhook → mitigation accepted by the API server)",
+    "storm": "Alert storm under a client-side API rate limit",
+    "memory": "Memory: RSS at idle and over 1,000,000 alerts",
+    "startup": "Start-up: process start → /readyz 200",
+}
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(_fmt(c) if not isinstance(c, str) else c for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _plt() -> Any:
+    try:
+        import matplotlib  # noqa: PLC0415
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError:
+        return None
+    return plt
+
+
+def _ingest(data: dict[str, Any], out: Path) -> list[str]:
+    rows = data["rows"]
+    s = data["settings"]
+    md = [
+        f"Closed loop: {s['closed_loop_source']}, {s['connections']} connections, {s['duration_s']:.0f} s after "
+        f"{s['warmup_s']:.0f} s warm-up, median of {s['repeats']} alternating runs; every server started fresh. "
+        f"Latency: open loop ({s['open_loop_source']}) at half of each server's own maximum, measured from each "
+        "request's due time. CPU µs/webhook is the server process's user+system time over the closed-loop run ÷ "
+        "webhooks answered 2xx: it does not depend on how much of the machine the server got.",
+        "",
+        _table(
+            [
+                "alerts/webhook",
+                "baseline webhooks/s",
+                "service webhooks/s",
+                "service alerts/s",
+                "ratio",
+                "baseline CPU µs/webhook",
+                "service CPU µs/webhook",
+                "service non-2xx",
+                "service ack p50 / p99 (ms)",
+                "baseline ack p50 / p99 (ms)",
+            ],
+            [
+                [
+                    r["alerts_per_webhook"],
+                    r["baseline_webhooks_per_s"],
+                    r["service_webhooks_per_s"],
+                    r["service_alerts_per_s"],
+                    f"**{r['ratio']:.2f}**",
+                    r["baseline_cpu_us_per_webhook"],
+                    r["service_cpu_us_per_webhook"],
+                    r["service_non_2xx"],
+                    f"{_fmt(r['service_ack_p50_ms'], 2)} / {_fmt(r['service_ack_p99_ms'], 2)}",
+                    f"{_fmt(r['baseline_ack_p50_ms'], 2)} / {_fmt(r['baseline_ack_p99_ms'], 2)}",
+                ]
+                for r in rows
+            ],
+        ),
+        "",
+        "Load generator ceiling (against `bench/null_server.py`, which answers 202 without parsing): "
+        + ", ".join(
+            f"{size} alert(s): wrk {_fmt(c['wrk']['ok_rps']) if c.get('wrk') else '–'}/s, "
+            f"loadgen {_fmt(c['loadgen']['ok_rps'])}/s"
+            for size, c in data["generator_ceiling"].items()
+        )
+        + ". Where the ceiling is not well above the baseline's rate, the baseline figure (and so the ratio) is a "
+        "lower bound on what the stack can do.",
+    ]
+    plt = _plt()
+    if plt is not None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        sizes = [str(r["alerts_per_webhook"]) for r in rows]
+        x = range(len(rows))
+        w = 0.38
+        ax = axes[0]
+        ax.bar([i - w / 2 for i in x], [r["baseline_webhooks_per_s"] for r in rows], w, label="bare aiohttp")
+        ax.bar([i + w / 2 for i in x], [r["service_webhooks_per_s"] for r in rows], w, label="oom-responder")
+        ax.set_xticks(list(x), sizes)
+        ax.set_xlabel("alerts per webhook")
+        ax.set_ylabel("webhooks/s answered 2xx")
+        ax.set_yscale("log")
+        ax.legend()
+        ax.set_title("Throughput (closed loop)")
+        ax = axes[1]
+        ax.bar([i - w / 2 for i in x], [r["baseline_cpu_us_per_webhook"] for r in rows], w, label="bare aiohttp")
+        ax.bar([i + w / 2 for i in x], [r["service_cpu_us_per_webhook"] for r in rows], w, label="oom-responder")
+        ax.set_xticks(list(x), sizes)
+        ax.set_xlabel("alerts per webhook")
+        ax.set_ylabel("server CPU µs per webhook")
+        ax.set_yscale("log")
+        ax.set_title("Cost per webhook")
+        fig.tight_layout()
+        fig.savefig(out / "ingest.png", dpi=90)
+        plt.close(fig)
+        md += ["", f"![ingest]({_IMG_PREFIX}ingest.png)"]
+    return md
+
+
+def _startup(data: dict[str, Any], out: Path) -> list[str]:
+    md = [
+        f"{data['settings']['repeats']} starts each; /readyz polled every 5 ms. `python -c pass` and "
+        "`import aiohttp` are start-to-exit times.",
+        "",
+        _table(
+            ["what", "p50 (ms)", "min (ms)", "max (ms)", "RSS when ready (MB)"],
+            [
+                [r["what"], r["p50_s"] * 1000, r["min_s"] * 1000, r["max_s"] * 1000, r["rss_mb"]]
+                for r in data["rows"]
+            ],
+        ),
+    ]
+    if data.get("imports"):
+        md += [
+            "",
+            "Slowest imports of the serve path (`python -X importtime`, cumulative):",
+            "",
+            _table(
+                ["module", "cumulative (ms)", "self (ms)"],
+                [[f"`{r['module']}`", r["cumulative_ms"], r["self_ms"]] for r in data["imports"][:10]],
+            ),
+        ]
+    return md
+
+
+def _memory(data: dict[str, Any], out: Path) -> list[str]:
+    s = data["settings"]
+    md = [
+        f"{s['alerts']:,} alerts with distinct fingerprints, {s['alerts_per_webhook']} per webhook, through the "
+        f"service in dry-run ({s.get('pipeline', '')}); RSS sampled from /proc/<pid>/status every "
+        f"{s['sample_every']:,} alerts. Caches as configured: {s.get('caches', '')}.",
+        "",
+        _table(
+            ["point", "alerts processed", "RSS (MB)"],
+            [[p["label"], p["alerts"], p["rss_mb"]] for p in data["points"]],
+        ),
+    ]
+    plt = _plt()
+    if plt is not None and data.get("samples"):
+        fig, ax = plt.subplots(figsize=(8, 3.6))
+        xs = [p["alerts"] for p in data["samples"]]
+        ax.plot(xs, [p["rss_mb"] for p in data["samples"]], label="oom-responder RSS")
+        if data.get("baseline_samples"):
+            b = data["baseline_samples"]
+            ax.plot([p["alerts"] for p in b], [p["rss_mb"] for p in b], label="bare aiohttp RSS")
+        ax.set_xlabel("alerts processed")
+        ax.set_ylabel("RSS (MB)")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "memory.png", dpi=90)
+        plt.close(fig)
+        md += ["", f"![memory]({_IMG_PREFIX}memory.png)"]
+    return md
+
+
+def _reaction(data: dict[str, Any], out: Path) -> list[str]:
+    s = data["settings"]
+    md = [
+        f"{s['alerts']} OOMKilled alerts, each on its own Deployment, sent {s.get('how', '')}. "
+        f"{s.get('measured', '')}",
+        "",
+        _table(
+            ["measure", "p50 (ms)", "p90 (ms)", "p99 (ms)", "max (ms)", "n"],
+            [[r["name"], r["p50"], r["p90"], r["p99"], r["max"], r["n"]] for r in data["rows"]],
+        ),
+    ]
+    md += [f"- {note}" for note in data.get("notes", [])]
+    plt = _plt()
+    if plt is not None and data.get("latencies_ms"):
+        fig, ax = plt.subplots(figsize=(8, 3.6))
+        for name, values in data["latencies_ms"].items():
+            v = sorted(values)
+            if v:
+                ax.plot(v, [(i + 1) / len(v) for i in range(len(v))], label=name)
+        ax.set_xlabel("ms")
+        ax.set_ylabel("fraction of alerts")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "reaction.png", dpi=90)
+        plt.close(fig)
+        md += ["", f"![reaction]({_IMG_PREFIX}reaction.png)"]
+    return md
+
+
+def _storm(data: dict[str, Any], out: Path) -> list[str]:
+    s = data["settings"]
+    md = [
+        f"{s['alerts']:,} alerts over {s['workloads']} workloads in one burst; client limited to "
+        f"{s['qps']} requests/s (burst {s['burst']}). {s.get('how', '')}",
+        "",
+        _table(["measure", "value"], [[r["name"], r["value"]] for r in data["rows"]]),
+    ]
+    md += [f"- {note}" for note in data.get("notes", [])]
+    return md
+
+
+_SECTIONS: dict[str, Callable[[dict[str, Any], Path], list[str]]] = {
+    "ingest": _ingest,
+    "reaction": _reaction,
+    "storm": _storm,
+    "memory": _memory,
+    "startup": _startup,
+}
+
+
+def write(*, quick: bool = False) -> Path:
+    global _IMG_PREFIX  # noqa: PLW0603 - one report at a time
+    _IMG_PREFIX = "" if quick else "results/"
+    results = common.results_dir(quick)
+    docs: dict[str, dict[str, Any]] = {}
+    for name in ORDER:
+        path = results / f"{name}.json"
+        if path.exists():
+            docs[name] = json.loads(path.read_text())
+    machine = next(iter(docs.values()))["machine"] if docs else common.machine_info()
+    md = [
+        "# oom-responder benchmarks",
+        "",
+        "Generated by `make bench` (`python -m bench.run`) from `bench/results/*.json`; do not edit by hand. "
+        "See `bench/README.md` for how to reproduce.",
+        "",
+        f"Machine: {machine.get('cpus')} cores ({machine.get('cpu_model') or 'unknown CPU'}), shared with other "
+        f"work (load average {', '.join(f'{x:.1f}' for x in machine.get('loadavg_at_start', []))} when a run "
+        f"started); Python {machine.get('python')}, aiohttp {machine.get('versions', {}).get('aiohttp', '?')}; "
+        f"commit `{machine.get('commit', '?')}`. Absolute figures from a shared 2-core machine are noisy: "
+        "read them as ratios against the baselines measured in the same run.",
+        "",
+    ]
+    if quick:
+        md += ["**Quick (smoke) run: small counts, not figures to quote.**", ""]
+    md += ["## Targets", ""]
+    target_rows = []
+    for name in ORDER:
+        doc = docs.get(name)
+        if doc is None:
+            target_rows.append([TITLES[name], "–", "not run", "–"])
+            continue
+        if doc.get("error"):
+            target_rows.append([TITLES[name], "–", f"failed: {doc['error']}", "–"])
+            continue
+        for t in doc.get("targets", []):
+            target_rows.append(
+                [t["name"], t["target"], _fmt(t["measured"], 2), "**met**" if t["ok"] else "**missed**"]
+            )
+    md += [_table(["measure", "target", "measured", ""], target_rows), ""]
+    findings = [f for name in ORDER for f in docs.get(name, {}).get("findings", [])]
+    analysis = common.BENCH_DIR / "ANALYSIS.md"
+    if analysis.exists() and not quick:
+        md += [analysis.read_text().strip(), ""]
+    elif findings:
+        md += ["## Findings", ""] + [f"- {f}" for f in findings] + [""]
+    for name in ORDER:
+        md += [f"## {TITLES[name]}", ""]
+        doc = docs.get(name)
+        if doc is None:
+            md += ["Not run yet.", ""]
+            continue
+        if doc.get("error"):
+            md += [f"Did not complete: {doc['error']}", ""]
+            md += [f"- {note}" for note in doc.get("notes", [])] + [""]
+            continue
+        md += _SECTIONS[name](doc, results)
+        md += ["", f"_Run finished {doc['finished_at']}, took {doc['duration_s']:.0f} s._", ""]
+    path = (results / "REPORT.md") if quick else (common.BENCH_DIR / "REPORT.md")
+    path.write_text("\n".join(md).rstrip() + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="report the quick results (bench/results/quick/)")
+    args = parser.parse_args(argv)
+    print(write(quick=args.quick))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
