@@ -1,0 +1,156 @@
+"""`oom-responder serve`: run the webhook receiver and the work queue until SIGTERM.
+
+This module wires parts together and owns the process lifecycle; it decides nothing about alerts.
+`build_handler` chooses what the queue does with each work item. Until the cluster pipeline is plugged in it
+plans from labels only and logs what it would do (dry-run, no cluster), and /readyz says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from responder import metrics as metrics_mod
+    from responder.engine import queueing
+    from responder.models import settings as settings_mod
+    from responder.models import work
+    from responder.web import app as app_mod
+
+__all__ = ["Cleanup", "add_arguments", "build_handler", "run", "serve"]
+
+logger = logging.getLogger(__name__)
+
+Cleanup = Callable[[], Awaitable[None]]
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    parser.add_argument(
+        "--config", metavar="FILE", help="config file (default: $OOM_RESPONDER_CONFIG, else defaults)"
+    )
+    parser.add_argument("--host", help="listen address (overrides server.host)")
+    parser.add_argument("--port", type=int, help="listen port, 0 for a free one (overrides server.port)")
+    parser.add_argument("--log-format", choices=("json", "text"), help="overrides logging.format")
+
+
+def build_handler(
+    settings: settings_mod.Settings, metrics: metrics_mod.Metrics
+) -> tuple[queueing.Handler, app_mod.Readiness, Cleanup]:
+    """What the queue does with each work item, the /readyz probe, and what to close at exit.
+
+    The label-only planner: it logs, per item, the playbook, target and action it would take. It never writes.
+    """
+    from responder.commands import planning  # noqa: PLC0415
+
+    async def handle(item: work.WorkItem) -> None:
+        event = item.event
+        context: dict[str, Any] = {
+            "occurrence_id": event.occurrence_id,
+            "alertname": event.alertname,
+            "queue_key": item.queue_key,
+        }
+        if item.playbook is None:
+            logger.info("alert resolved: would notify only", extra={**context, "decision": "resolved"})
+            return
+        plan = planning.plan_from_labels(event, playbook=item.playbook, config=settings)
+        logger.info(
+            "would act (planned from labels only; no cluster)" if plan.reason is None else "would do nothing",
+            extra={
+                **context,
+                "playbook": plan.playbook,
+                "target": plan.target,
+                "action": plan.action,
+                "fallbacks": list(plan.fallbacks),
+                "additional": list(plan.additional),
+                "decision": plan.reason or "would_do",
+                "mode": settings.mode.value,
+            },
+        )
+
+    def readiness() -> tuple[bool, dict[str, Any]]:
+        return True, {"mode": settings.mode.value, "cluster": "unavailable: planning from labels only"}
+
+    async def cleanup() -> None:
+        return None
+
+    return handle, readiness, cleanup
+
+
+async def serve(
+    settings: settings_mod.Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    host: str | None = None,
+    port: int | None = None,
+) -> int:
+    """Serve until SIGTERM/SIGINT (or `stop` is set), then shut down in order. Returns the exit code."""
+    from aiohttp import web  # noqa: PLC0415
+
+    from responder import metrics as metrics_mod  # noqa: PLC0415
+    from responder.web import app as app_mod  # noqa: PLC0415
+    from responder.web import auth  # noqa: PLC0415
+
+    metrics = metrics_mod.Metrics(process_metrics=True)
+    try:
+        authenticator = auth.Authenticator.from_settings(settings.auth)
+    except auth.AuthError as e:
+        logger.error("cannot start: %s", e)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    handler, readiness, cleanup = build_handler(settings, metrics)
+    try:
+        app = app_mod.make_app(
+            settings=settings,
+            metrics=metrics,
+            handler=handler,
+            readiness=readiness,
+            authenticator=authenticator,
+        )
+        # begin_shutdown() has drained the queue before cleanup; this only bounds in-flight HTTP handlers.
+        runner = web.AppRunner(app, shutdown_timeout=5.0, access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(
+                runner, host or settings.server.host, settings.server.port if port is None else port
+            )
+            await site.start()
+            addresses = [f"{a[0]}:{a[1]}" for a in runner.addresses if isinstance(a, tuple)]
+            logger.info(
+                "listening",
+                extra={"addresses": addresses, "mode": settings.mode.value, "auth": settings.auth.mode},
+            )
+            stop = stop or asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop.set)
+            await stop.wait()
+            logger.info("shutting down: /readyz fails and new webhooks get 503 while the queue drains")
+            await app_mod.begin_shutdown(app)
+        finally:
+            await runner.cleanup()
+    finally:
+        await cleanup()
+    logger.info("stopped")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from responder import config, logs  # noqa: PLC0415
+
+    path = args.config or os.environ.get(config.CONFIG_ENV)
+    try:
+        settings = config.load_settings(path)
+    except config.ConfigError as e:
+        for problem in e.problems:
+            print(f"config: {problem}", file=sys.stderr)
+        return 2
+    logs.configure(format=args.log_format or settings.logging.format, level=settings.logging.level)
+    if path is None:
+        logger.warning("no config file given (--config or $%s): using the defaults", config.CONFIG_ENV)
+    return asyncio.run(serve(settings, host=args.host, port=args.port))

@@ -1,0 +1,200 @@
+"""Queueing: a bounded work queue, serialized per key and parallel across keys.
+
+The webhook offers the work items of one request all at once; either every item is queued or none is, so a
+503 means nothing of that request was taken and Alertmanager's retry of the whole group loses nothing.
+Items with the same key (one workload) are handled one at a time in arrival order; different keys run in
+parallel on a fixed number of workers. The queue must not decide anything about the alerts it carries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from responder import metrics as metrics_mod
+from responder.models import work
+
+__all__ = ["Handler", "KeyedQueue", "QueueClosed", "QueueFull", "QueueRejected"]
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[work.WorkItem], Awaitable[None]]
+
+
+class QueueRejected(Exception):
+    """Nothing of the offer was queued."""
+
+
+class QueueFull(QueueRejected):
+    def __init__(self, *, pending: int, offered: int, max_pending: int) -> None:
+        super().__init__(f"queue full: {pending} of {max_pending} alerts pending, {offered} more offered")
+        self.pending = pending
+        self.offered = offered
+        self.max_pending = max_pending
+
+
+class QueueClosed(QueueRejected):
+    def __init__(self) -> None:
+        super().__init__("shutting down: no new work is accepted")
+
+
+class KeyedQueue:
+    """Bounded per-key FIFO queues worked by `workers` tasks; at most one item per key is in flight."""
+
+    def __init__(
+        self,
+        *,
+        handler: Handler,
+        max_pending: int,
+        workers: int,
+        metrics: metrics_mod.Metrics | None = None,
+    ) -> None:
+        if max_pending <= 0 or workers <= 0:
+            raise ValueError("max_pending and workers must be positive")
+        self._handler = handler
+        self._max_pending = max_pending
+        self._workers_count = workers
+        self._metrics = metrics
+        self._waiting: dict[str, collections.deque[work.WorkItem]] = {}
+        self._ready: asyncio.Queue[str] = asyncio.Queue()
+        """Keys with waiting items and nothing in flight, in the order they became ready."""
+        self._in_flight: dict[str, work.WorkItem] = {}
+        self._pending = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+        self.failures = 0
+        """Items whose handler raised (logged; the worker carries on)."""
+        self.completed = 0
+        """Items whose handler returned."""
+
+    @property
+    def max_pending(self) -> int:
+        return self._max_pending
+
+    @property
+    def pending(self) -> int:
+        """Items waiting or in flight."""
+        return self._pending
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def items(self) -> list[work.WorkItem]:
+        """Every item waiting or in flight (in flight first)."""
+        result = list(self._in_flight.values())
+        for queue in self._waiting.values():
+            result.extend(queue)
+        return result
+
+    def start(self) -> None:
+        """Start the workers; call once, from inside the running event loop."""
+        if self._tasks:
+            raise RuntimeError("the queue is already started")
+        self._tasks = [
+            asyncio.create_task(self._work(), name=f"queue-worker-{n}") for n in range(self._workers_count)
+        ]
+
+    def offer(self, items: Sequence[work.WorkItem]) -> None:
+        """Queue every item, or none of them (raising QueueFull or QueueClosed)."""
+        if self._closed:
+            raise QueueClosed()
+        if self._pending + len(items) > self._max_pending:
+            raise QueueFull(pending=self._pending, offered=len(items), max_pending=self._max_pending)
+        if not items:
+            return
+        for item in items:
+            queue = self._waiting.get(item.queue_key)
+            if queue is None:
+                queue = self._waiting[item.queue_key] = collections.deque()
+                if item.queue_key not in self._in_flight:
+                    self._ready.put_nowait(item.queue_key)
+            queue.append(item)
+        self._set_pending(self._pending + len(items))
+
+    def _set_pending(self, value: int) -> None:
+        self._pending = value
+        if value == 0:
+            self._idle.set()
+        else:
+            self._idle.clear()
+        if self._metrics is not None:
+            self._metrics.queue_depth.set(value)
+
+    def _take(self, key: str) -> work.WorkItem:
+        queue = self._waiting[key]
+        item = queue.popleft()
+        if not queue:
+            del self._waiting[key]
+        self._in_flight[key] = item
+        return item
+
+    def _finish(self, item: work.WorkItem) -> None:
+        key = item.queue_key
+        del self._in_flight[key]
+        if key in self._waiting:
+            self._ready.put_nowait(key)
+        self._set_pending(self._pending - 1)
+
+    async def _work(self) -> None:
+        while True:
+            key = await self._ready.get()
+            item = self._take(key)
+            try:
+                await self._handler(item)
+                self.completed += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.failures += 1
+                logger.exception(
+                    "work item failed",
+                    extra={"occurrence_id": item.event.occurrence_id, "queue_key": item.queue_key},
+                )
+            finally:
+                self._finish(item)
+
+    async def wait_idle(self) -> None:
+        """Wait until nothing is waiting or in flight."""
+        await self._idle.wait()
+
+    async def drain(self, timeout_seconds: float) -> list[work.WorkItem]:
+        """Stop accepting, let waiting and in-flight items finish within the grace period, cancel the rest.
+
+        Returns the items that were cancelled or never started (each is logged). Safe to call twice.
+        """
+        self._closed = True
+        if self._tasks:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), timeout=timeout_seconds)
+        leftovers = self.items()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                # The worker was cancelled by us; if drain() itself is being cancelled, re-raise.
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+        self._tasks = []
+        for item in leftovers:
+            logger.warning(
+                "work item cancelled at shutdown",
+                extra={
+                    "occurrence_id": item.event.occurrence_id,
+                    "queue_key": item.queue_key,
+                    "alertname": item.event.alertname,
+                },
+            )
+        self._waiting.clear()
+        self._ready = asyncio.Queue()
+        self._in_flight.clear()
+        self._set_pending(0)
+        return leftovers

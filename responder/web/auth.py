@@ -1,0 +1,108 @@
+"""Webhook authentication: bearer token and/or basic auth, compared in constant time.
+
+Secrets are read once at start from files or environment variables (through `responder.config`), never
+from the YAML. A missing secret where auth is required is a start-up error, not an open door.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+from collections.abc import Mapping
+
+from responder import config
+from responder.models import settings
+
+__all__ = ["AuthError", "Authenticator"]
+
+logger = logging.getLogger(__name__)
+
+
+class AuthError(Exception):
+    """Auth is configured but cannot work (a secret is missing); the service must not start."""
+
+
+class Authenticator:
+    def __init__(
+        self,
+        *,
+        bearer_token: str | None = None,
+        basic_username: str | None = None,
+        basic_password: str | None = None,
+        disabled: bool = False,
+    ) -> None:
+        self._token = bearer_token.encode() if bearer_token else None
+        self._basic = (
+            (basic_username.encode(), basic_password.encode()) if basic_username and basic_password else None
+        )
+        self.disabled = disabled
+        if not disabled and self._token is None and self._basic is None:
+            raise AuthError("no credentials configured")
+        schemes = [name for name, on in (("Bearer", self._token), ("Basic", self._basic)) if on]
+        self.challenge = ", ".join(f'{scheme} realm="oom-responder"' for scheme in schemes) or "none"
+        self.challenge_hint = f"send an Authorization header ({' or '.join(schemes) or 'none needed'})"
+
+    @classmethod
+    def from_settings(
+        cls, auth: settings.AuthSettings, *, environ: Mapping[str, str] | None = None
+    ) -> Authenticator:
+        """Read the secrets `auth` points at; raise AuthError naming what is missing."""
+        if auth.mode == "none":
+            logger.warning(
+                "webhook authentication is disabled (auth.mode: none): anyone who can reach it can post"
+            )
+            return cls(disabled=True)
+        token = password = None
+        try:
+            if auth.mode in ("bearer", "bearer-or-basic"):
+                token = config.read_secret(
+                    file=auth.bearer_token_file, env=auth.bearer_token_env, environ=environ
+                )
+                if token is None:
+                    raise AuthError(
+                        f"auth.mode is {auth.mode} but no bearer token was found: set "
+                        + _where(file_key="auth.bearer_token_file", env=auth.bearer_token_env)
+                    )
+            if auth.mode in ("basic", "bearer-or-basic"):
+                if not auth.basic_username:
+                    raise AuthError(f"auth.mode is {auth.mode} but auth.basic_username is not set")
+                password = config.read_secret(
+                    file=auth.basic_password_file, env=auth.basic_password_env, environ=environ
+                )
+                if password is None:
+                    raise AuthError(
+                        f"auth.mode is {auth.mode} but no basic-auth password was found: set "
+                        + _where(file_key="auth.basic_password_file", env=auth.basic_password_env)
+                    )
+        except config.SecretError as e:
+            raise AuthError(str(e)) from e
+        return cls(bearer_token=token, basic_username=auth.basic_username, basic_password=password)
+
+    def is_authorized(self, header: str | None) -> bool:
+        """Whether an Authorization header value carries valid credentials."""
+        if self.disabled:
+            return True
+        if not header:
+            return False
+        scheme, _, credentials = header.strip().partition(" ")
+        credentials = credentials.strip()
+        scheme = scheme.lower()
+        if scheme == "bearer" and self._token is not None:
+            return hmac.compare_digest(credentials.encode(), self._token)
+        if scheme == "basic" and self._basic is not None:
+            try:
+                decoded = base64.b64decode(credentials, validate=True)
+            except (binascii.Error, ValueError):
+                return False
+            user, sep, password = decoded.partition(b":")
+            # Compare both halves every time, so timing does not tell which one was wrong.
+            user_ok = hmac.compare_digest(user, self._basic[0])
+            password_ok = hmac.compare_digest(password, self._basic[1])
+            return bool(sep) and user_ok and password_ok
+        return False
+
+
+def _where(*, file_key: str, env: str | None) -> str:
+    return f"{file_key}" + (f" or the {env} environment variable" if env else "")

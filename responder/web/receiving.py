@@ -1,0 +1,194 @@
+"""Receiving: the `POST /webhook` endpoint that turns an Alertmanager notification into queued work.
+
+It checks the request (content type 415, size 413, JSON 400, schema 422), normalizes, deduplicates and routes
+every alert, and offers the resulting work items to the queue all at once. It answers 202 only once they are
+queued, and 503 when the queue is full or the service is shutting down: Alertmanager retries 5xx and drops
+alerts on 4xx, so nothing it was told we accepted may be lost, and nothing is marked seen before it is queued.
+It must not plan, guard or touch the cluster: that happens later, in the queue's handler.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+from collections.abc import Callable
+
+import pydantic
+from aiohttp import web
+
+from responder import config
+from responder import metrics as metrics_mod
+from responder.engine import queueing
+from responder.logic import deduplicating, normalizing, routing
+from responder.models import alerts, settings, work
+from responder.web import middlewares
+
+__all__ = ["Counts", "Receiver"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Counts:
+    """The 202 body: what happened to each alert of the notification."""
+
+    accepted: int = 0
+    """Firing alerts queued for a playbook."""
+    duplicates: int = 0
+    """Occurrences already queued before (a repeat notification or another HA peer), or twice in this one."""
+    resolved: int = 0
+    """Resolved alerts queued for notifications only."""
+    ignored: int = 0
+    """Alerts with an unmapped alert name, or that no playbook answers."""
+
+
+def _too_large(*, cap: int, size: int) -> web.HTTPRequestEntityTooLarge:
+    body = {"error": "payload too large", "detail": [f"body exceeds {cap} bytes (server.max_body_bytes)"]}
+    return web.HTTPRequestEntityTooLarge(
+        max_size=cap, actual_size=size, text=json.dumps(body), content_type="application/json"
+    )
+
+
+def _utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class Receiver:
+    """The webhook handler with everything it needs passed in."""
+
+    def __init__(
+        self,
+        *,
+        settings: settings.Settings,
+        metrics: metrics_mod.Metrics,
+        queue: queueing.KeyedQueue,
+        deduplicator: deduplicating.Deduplicator,
+        is_shutting_down: Callable[[], bool],
+        now: Callable[[], datetime.datetime] = _utc_now,
+    ) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._queue = queue
+        self._dedup = deduplicator
+        self._is_shutting_down = is_shutting_down
+        self._now = now
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if request.content_type != "application/json":
+            middlewares.raise_json_error(
+                web.HTTPUnsupportedMediaType,
+                "unsupported content type",
+                [f"Content-Type is {request.content_type!r}; want 'application/json'"],
+            )
+        body = await self._read_body(request)
+        try:
+            document = json.loads(body)
+        except json.JSONDecodeError as e:
+            middlewares.raise_json_error(
+                web.HTTPBadRequest, "malformed JSON", [f"line {e.lineno} column {e.colno}: {e.msg}"]
+            )
+        except ValueError as e:  # undecodable bytes
+            middlewares.raise_json_error(web.HTTPBadRequest, "malformed JSON", [str(e)])
+        try:
+            payload = alerts.WebhookPayload.model_validate(document)
+        except pydantic.ValidationError as e:
+            middlewares.raise_json_error(
+                web.HTTPUnprocessableEntity, "not an Alertmanager webhook payload", config.describe_errors(e)
+            )
+        if self._is_shutting_down():
+            middlewares.raise_json_error(
+                web.HTTPServiceUnavailable, "shutting down", ["retry on another replica"]
+            )
+        counts = self.accept(payload)
+        return web.json_response(dataclasses.asdict(counts), status=202)
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        cap = self._settings.server.max_body_bytes
+        if request.content_length is not None and request.content_length > cap:
+            raise _too_large(cap=cap, size=request.content_length)
+        # Content-Length may be absent (chunked) or wrong: enforce the cap while reading, never past cap + 1.
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            chunk = await request.content.read(cap + 1 - size)
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+            if size > cap:
+                raise _too_large(cap=cap, size=size)
+        return b"".join(parts)
+
+    def accept(self, payload: alerts.WebhookPayload) -> Counts:
+        """Queue what the payload asks for, all or nothing; raise a JSON 503 when the queue refuses.
+
+        Synchronous on purpose: no other request can run between the duplicate check, the offer and the
+        marking, so two deliveries of the same occurrence cannot both be queued.
+        """
+        counts = Counts()
+        items: list[work.WorkItem] = []
+        keys: list[str] = []
+        received_at = self._now()
+        for alert in payload.alerts:
+            event = normalizing.normalize(alert, payload=payload, settings=self._settings)
+            if event is None:
+                counts.ignored += 1
+                continue
+            key = deduplicating.occurrence_key(event)
+            if key in keys or self._dedup.is_seen(key):
+                counts.duplicates += 1
+                continue
+            playbook = routing.route(event, self._settings.playbooks)
+            if playbook is None:
+                # A resolved alert no playbook answers had nothing done when it fired: nothing to report.
+                counts.ignored += 1
+                continue
+            resolved = event.status is alerts.AlertStatus.RESOLVED
+            items.append(
+                work.WorkItem(
+                    event=event,
+                    playbook=None if resolved else playbook,
+                    received_at=received_at,
+                    queue_key=routing.queue_key(event, settings=self._settings.alerts),
+                )
+            )
+            keys.append(key)
+            if resolved:
+                counts.resolved += 1
+            else:
+                counts.accepted += 1
+        try:
+            self._queue.offer(items)
+        except queueing.QueueClosed as e:
+            raise middlewares.json_error(web.HTTPServiceUnavailable, "shutting down", [str(e)]) from e
+        except queueing.QueueFull as e:
+            raise middlewares.json_error(
+                web.HTTPServiceUnavailable, "queue full", [str(e), "Alertmanager will retry"]
+            ) from e
+        self._dedup.mark_seen(keys)
+        self._count(payload, counts)
+        for item in items:
+            logger.info(
+                "alert queued",
+                extra={
+                    "occurrence_id": item.event.occurrence_id,
+                    "alertname": item.event.alertname,
+                    "status": item.event.status.value,
+                    "queue_key": item.queue_key,
+                    "playbook": item.playbook.name if item.playbook else None,
+                },
+            )
+        return counts
+
+    def _count(self, payload: alerts.WebhookPayload, counts: Counts) -> None:
+        names = self._settings.alerts.names
+        for alert in payload.alerts:
+            # Unmapped names are folded into "other": any sender could otherwise grow the label set at will.
+            alertname = alert.labels.get("alertname", "")
+            self._metrics.alerts_received.labels(
+                alertname=alertname if alertname in names else "other", status=alert.status.value
+            ).inc()
+        if counts.duplicates:
+            self._metrics.alerts_deduplicated.inc(counts.duplicates)
