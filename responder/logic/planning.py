@@ -449,10 +449,10 @@ def _scale_out(ctx: _Context, options: settings.ScaleOut) -> Mutation | decision
             workload_patch=ctx.recorded(entry),
             replicas=new_min,
             hpa_name=str(hpa_meta.get("name")),
-            hpa_patch={
-                "metadata": {"resourceVersion": str(hpa_meta.get("resourceVersion", ""))},
-                "spec": {"minReplicas": new_min},
-            },
+            # No resourceVersion precondition here: the HPA controller rewrites the object's status every sync,
+            # so one would fail at random; the ledger entry on the workload (written first, under the
+            # workload's resourceVersion) already makes the action happen once.
+            hpa_patch={"spec": {"minReplicas": new_min}},
         )
     new = ctx.clamp(
         settings.Action.SCALE_OUT, from_amount=current, to_amount=scaled_replicas(current, options.step)

@@ -1,0 +1,122 @@
+"""Verifying that a mitigation took effect: follow the workload's rollout until it completes or fails.
+
+Stage: verify. After a write is accepted, the controllers still have to roll it out, and ResourceQuota or
+LimitRange can refuse the new pods (the ReplicaSet or StatefulSet reports `FailedCreate`; the Deployment a
+`ReplicaFailure` condition). This module polls the workload until `observedGeneration` caught up and the
+updated replicas are all available, or a failure shows, or the deadline passes. Judging one observation is
+the pure function `judge`; `follow` does the polling. It never writes: the engine records the verdict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from responder.kube import client, errors, fetching
+from responder.models import decisions, targets
+
+__all__ = ["Verdict", "follow", "judge"]
+
+Body = Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Verdict:
+    outcome: decisions.Outcome
+    """DONE when the rollout completed, FAILED when it failed or timed out; None while it is in progress."""
+    detail: str
+
+
+def _condition(status: Body, kind: str) -> Body | None:
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == kind:
+            return dict(condition)
+    return None
+
+
+def judge(kind: targets.WorkloadKind, workload: Body, *, generation: int) -> Verdict | None:
+    """The rollout's verdict from one observation of the workload, or None while it is still progressing. Pure."""
+    spec = workload.get("spec") or {}
+    status = workload.get("status") or {}
+    if int(status.get("observedGeneration") or 0) < generation:
+        return None
+    if kind is targets.WorkloadKind.DEPLOYMENT:
+        failure = _condition(status, "ReplicaFailure")
+        if failure is not None and failure.get("status") == "True":
+            return Verdict(decisions.Outcome.FAILED, f"ReplicaFailure: {failure.get('message', '')}")
+        progressing = _condition(status, "Progressing")
+        if progressing is not None and progressing.get("reason") == "ProgressDeadlineExceeded":
+            return Verdict(
+                decisions.Outcome.FAILED, f"ProgressDeadlineExceeded: {progressing.get('message', '')}"
+            )
+        wanted = int(spec.get("replicas", 1))
+        updated = int(status.get("updatedReplicas") or 0)
+        total = int(status.get("replicas") or 0)
+        available = int(status.get("availableReplicas") or 0)
+        if updated >= wanted and total == updated and available >= updated:
+            return Verdict(decisions.Outcome.DONE, f"{updated} of {wanted} replicas updated and available")
+        return None
+    if kind is targets.WorkloadKind.STATEFUL_SET:
+        wanted = int(spec.get("replicas", 1))
+        ready = int(status.get("readyReplicas") or 0)
+        updated = int(status.get("updatedReplicas") or 0)
+        same_revision = status.get("updateRevision") in (None, status.get("currentRevision"))
+        if ready >= wanted and updated >= wanted and same_revision:
+            return Verdict(decisions.Outcome.DONE, f"{ready} of {wanted} replicas updated and ready")
+        return None
+    if kind is targets.WorkloadKind.DAEMON_SET:
+        wanted = int(status.get("desiredNumberScheduled") or 0)
+        updated = int(status.get("updatedNumberScheduled") or 0)
+        available = int(status.get("numberAvailable") or 0)
+        if updated >= wanted and available >= wanted:
+            return Verdict(decisions.Outcome.DONE, f"{updated} of {wanted} pods updated and available")
+        return None
+    return Verdict(decisions.Outcome.DONE, f"nothing rolls out for a {kind.value}")
+
+
+async def _failure_messages(
+    kube: client.Kube, target: targets.Target, workload: Body, *, since: datetime.datetime
+) -> list[str]:
+    names = [target.name]
+    if target.kind is targets.WorkloadKind.DEPLOYMENT:
+        names += [
+            str((rs.get("metadata") or {}).get("name"))
+            for rs in await fetching.owned_replica_sets(kube, workload)
+        ]
+    return await fetching.rollout_failures(kube, target.namespace, names=names, since=since)
+
+
+async def follow(
+    kube: client.Kube,
+    *,
+    target: targets.Target,
+    generation: int,
+    since: datetime.datetime,
+    timeout_seconds: float,
+    poll_seconds: float,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Verdict:
+    """Poll until the rollout of `generation` completes, fails (FailedCreate since `since`), or times out."""
+    deadline = monotonic() + timeout_seconds
+    path = fetching.workload_path(target)
+    while True:
+        try:
+            workload = await kube.get(path)
+        except errors.KubeNotFound:
+            return Verdict(decisions.Outcome.FAILED, f"{target.key} was deleted during the rollout")
+        verdict = judge(target.kind, workload, generation=generation)
+        if verdict is not None:
+            return verdict
+        failures = await _failure_messages(kube, target, workload, since=since)
+        if failures:
+            return Verdict(decisions.Outcome.FAILED, f"FailedCreate: {failures[-1]}")
+        if monotonic() >= deadline:
+            return Verdict(
+                decisions.Outcome.FAILED, f"the rollout did not complete within {timeout_seconds:g}s"
+            )
+        await sleep(poll_seconds)

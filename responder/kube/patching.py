@@ -1,0 +1,76 @@
+"""Writing mitigations: the workload PATCH, the HPA PATCH, evictions, in-place resize, dry-run pod creates.
+
+Stage: kube edge (writes). Bodies come ready-made from `responder.logic.planning`; this module only sends
+them with the right content type. Strategic merge patch is used for built-in kinds: containers merge by
+name (only the alerted container changes) and `metadata.resourceVersion` in the body is a precondition
+(409 when the object changed since it was read). `dry_run` sends `dryRun=All`: the API server runs
+validation and admission and persists nothing. It decides nothing.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any
+
+from responder.kube import client, fetching
+from responder.models import quantities, targets
+
+__all__ = [
+    "create_pod_dry_run",
+    "evict_pod",
+    "patch_hpa",
+    "patch_workload",
+    "resize_pod",
+]
+
+
+async def patch_workload(
+    kube: client.Kube, target: targets.Target, body: dict[str, Any], *, dry_run: bool = False
+) -> client.Body:
+    return await kube.patch(fetching.workload_path(target), body, dry_run=dry_run)
+
+
+async def patch_hpa(
+    kube: client.Kube, namespace: str, name: str, body: dict[str, Any], *, dry_run: bool = False
+) -> client.Body:
+    path = (
+        f"/apis/autoscaling/v2/namespaces/{urllib.parse.quote(namespace, safe='')}"
+        f"/horizontalpodautoscalers/{urllib.parse.quote(name, safe='')}"
+    )
+    return await kube.patch(path, body, dry_run=dry_run)
+
+
+async def evict_pod(kube: client.Kube, namespace: str, name: str, *, dry_run: bool = False) -> None:
+    """Evict through the Eviction API (policy/v1), which honours PodDisruptionBudgets (429 → KubePdbBlocked)."""
+    body: dict[str, Any] = {
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": name, "namespace": namespace},
+    }
+    if dry_run:
+        body["deleteOptions"] = {"dryRun": ["All"]}
+    await kube.create(f"{fetching.pod_path(namespace, name)}/eviction", body, dry_run=dry_run, eviction=True)
+
+
+async def create_pod_dry_run(kube: client.Kube, namespace: str, body: dict[str, Any]) -> client.Body:
+    """Admit a pod without creating it: ResourceQuota and LimitRange answer as they would for the real pod."""
+    path = f"/api/v1/namespaces/{urllib.parse.quote(namespace, safe='')}/pods"
+    return await kube.create(path, body, dry_run=True)
+
+
+async def resize_pod(
+    kube: client.Kube,
+    namespace: str,
+    name: str,
+    *,
+    container: str,
+    limit_bytes: int,
+    request_bytes: int | None,
+    dry_run: bool = False,
+) -> client.Body:
+    """Raise a running container's memory in place through the pod `resize` subresource (Kubernetes >= 1.33)."""
+    resources: dict[str, Any] = {"limits": {"memory": quantities.format_bytes(limit_bytes)}}
+    if request_bytes is not None:
+        resources["requests"] = {"memory": quantities.format_bytes(request_bytes)}
+    body = {"spec": {"containers": [{"name": container, "resources": resources}]}}
+    return await kube.patch(f"{fetching.pod_path(namespace, name)}/resize", body, dry_run=dry_run)
