@@ -23,6 +23,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 __all__ = [
     "DEFAULT_IMAGE",
     "MERGE_PATCH",
+    "complete_resize",
     "container",
     "create_daemonset",
     "create_deployment",
@@ -33,6 +34,7 @@ __all__ = [
     "create_statefulset",
     "evict",
     "mark_oom_killed",
+    "mark_resize_pending",
     "to_dict",
     "wait_for",
     "wait_for_running_pods",
@@ -254,19 +256,18 @@ async def mark_oom_killed(
     The kubelet writes ``lastState.terminated`` (reason OOMKilled, exit code 137 = 128+SIGKILL),
     bumps ``restartCount`` and shows the restarted container running again. We replace the
     pod's ``status`` subresource with a re-read copy and retry on 409, so concurrent writers
-    (kwok, the responder) can't make the mark vanish. kwok's pod-fast stage only writes status
+    (kwok, the responder) can't make the mark vanish. kwok's pod-running stage only writes status
     while the pod has no podIP, so it never overwrites the mark afterwards.
     """
-    core = client.CoreV1Api(api)
-    namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
     when = _rfc3339(now or datetime.datetime.now(datetime.UTC))
-    for _ in range(10):
-        current = to_dict(api, await core.read_namespaced_pod_status(name, namespace))
+
+    def edit(current: Obj) -> None:
         statuses: list[Obj] = current.setdefault("status", {}).setdefault("containerStatuses", [])
         target = container_name or current["spec"]["containers"][0]["name"]
         entry = next((s for s in statuses if s.get("name") == target), None)
         if entry is None:
-            raise ValueError(f"pod {namespace}/{name} has no status for container {target!r}")
+            meta = current["metadata"]
+            raise ValueError(f"pod {meta['namespace']}/{meta['name']} has no status for container {target!r}")
         started = (entry.get("state") or {}).get("running", {}).get("startedAt", when)
         entry["lastState"] = {
             "terminated": {
@@ -280,15 +281,80 @@ async def mark_oom_killed(
         entry["restartCount"] = int(entry.get("restartCount", 0)) + 1
         entry["state"] = {"running": {"startedAt": when}}
         entry["ready"] = True
+
+    return await _replace_pod_status(api, pod, edit)
+
+
+async def _replace_pod_status(api: client.ApiClient, pod: Obj, edit: Any) -> Obj:
+    """Re-read the pod, apply ``edit(pod_dict)`` and replace its status; retry on 409."""
+    core = client.CoreV1Api(api)
+    namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+    for _ in range(10):
+        current = to_dict(api, await core.read_namespaced_pod_status(name, namespace))
+        edit(current)
+        body: Any = current
         try:
-            body: Any = current
             updated = await core.replace_namespaced_pod_status(name, namespace, body)
         except ApiException as e:
             if e.status == 409:
                 continue
             raise
         return to_dict(api, updated)
-    raise RuntimeError(f"could not mark {namespace}/{name} OOMKilled: kept conflicting")
+    raise RuntimeError(f"could not update the status of {namespace}/{name}: kept conflicting")
+
+
+_RESIZE_CONDITIONS = ("PodResizePending", "PodResizeInProgress")
+
+
+async def complete_resize(api: client.ApiClient, pod: Obj) -> Obj:
+    """Report an in-place resize (``pods/resize``) as done, as a kubelet would once applied.
+
+    kwok has no kubelet to actuate resizes, so the pod's status keeps the old resources until
+    this is called: it copies every container's spec resources into ``containerStatuses[]
+    .resources``/``allocatedResources``, sets ``observedGeneration`` and clears the resize
+    conditions.
+    """
+
+    def edit(current: Obj) -> None:
+        specs = {c["name"]: c.get("resources") or {} for c in current["spec"]["containers"]}
+        status = current.setdefault("status", {})
+        for entry in status.get("containerStatuses") or []:
+            resources = specs.get(entry["name"], {})
+            entry["resources"] = resources
+            entry["allocatedResources"] = resources.get("requests") or {}
+        status["observedGeneration"] = current["metadata"].get("generation", 1)
+        status["conditions"] = [
+            c for c in status.get("conditions") or [] if c.get("type") not in _RESIZE_CONDITIONS
+        ]
+
+    return await _replace_pod_status(api, pod, edit)
+
+
+async def mark_resize_pending(
+    api: client.ApiClient,
+    pod: Obj,
+    *,
+    reason: str = "Infeasible",
+    message: str = "Node didn't have enough capacity",
+) -> Obj:
+    """Report a resize the kubelet cannot apply: condition PodResizePending (Infeasible/Deferred)."""
+
+    def edit(current: Obj) -> None:
+        status = current.setdefault("status", {})
+        conditions = [c for c in status.get("conditions") or [] if c.get("type") not in _RESIZE_CONDITIONS]
+        conditions.append(
+            {
+                "type": "PodResizePending",
+                "status": "True",
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": _rfc3339(datetime.datetime.now(datetime.UTC)),
+            }
+        )
+        status["conditions"] = conditions
+        status["observedGeneration"] = current["metadata"].get("generation", 1)
+
+    return await _replace_pod_status(api, pod, edit)
 
 
 async def create_hpa(

@@ -47,6 +47,10 @@ __all__ = ["FAKE_NODE_ANNOTATION", "KubePlane", "PlaneError", "write_kubeconfig"
 FAKE_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 
 
+#: Pod lifecycle stages for kwok: Running with containerStatuses[].resources, as a kubelet reports.
+KWOK_STAGES = Path(__file__).with_name("kwok-stages.yaml")
+
+
 class PlaneError(RuntimeError):
     """A component failed to start; the message carries the tail of its log."""
 
@@ -505,11 +509,10 @@ class KubePlane:
                 "--node-ip=127.0.0.1",
                 f"--server-address=127.0.0.1:{_free_port()}",
                 "--node-lease-duration-seconds=40",
+                f"--config={KWOK_STAGES}",
             ],
         )
-        # kwok's built-in "fast" stages (node-fast, pod-fast) apply when no Stage objects or
-        # config name others; pod-ready only fires while a pod has no podIP, so a status patch
-        # made afterwards (an OOMKilled mark) is never overwritten.
+        # Nodes follow kwok's built-in node stages; pods follow kwok-stages.yaml (see there why).
         self._create_nodes()
         self._wait_until(
             "fake nodes Ready",

@@ -10,6 +10,10 @@ Aspects covered:
 * admission: a ResourceQuota refuses a pod, and the ReplicaSet reports ``FailedCreate``;
 * disruption: an eviction blocked by a PodDisruptionBudget gets 429;
 * status: an OOMKilled mark on a pod's status sticks (kwok does not overwrite it);
+* other workloads: StatefulSets and DaemonSets get Running pods on the fake nodes;
+* in-place resize: ``pods/resize`` is admitted (kwok reports containerStatuses[].resources) and
+  ``complete_resize`` reports it done;
+* LimitRange: a container above the max is refused with 403; an HPA on memory is accepted;
 * version: ``/version`` reports the pinned Kubernetes release.
 """
 
@@ -192,3 +196,66 @@ async def test_an_oom_killed_mark_sticks_on_the_pod_status(
     assert status["lastState"]["terminated"]["reason"] == "OOMKilled"
     assert status["lastState"]["terminated"]["exitCode"] == 137
     assert status["restartCount"] == 1
+
+
+async def test_statefulsets_and_daemonsets_get_running_pods(
+    kube_plane: KubePlane, kube_api: client.ApiClient, namespace: str
+) -> None:
+    await incidents.create_statefulset(kube_api, namespace, "db", replicas=2)
+    await incidents.create_daemonset(kube_api, namespace, "agent")
+
+    db = await incidents.wait_for_running_pods(kube_api, namespace, selector="app=db", count=2)
+    agents = await incidents.wait_for_running_pods(
+        kube_api, namespace, selector="app=agent", count=len(kube_plane.node_names)
+    )
+
+    assert [p["metadata"]["name"] for p in db] == ["db-0", "db-1"]
+    assert {p["spec"]["nodeName"] for p in agents} == set(kube_plane.node_names)
+
+
+async def test_an_in_place_resize_is_admitted_and_completes_when_reported(
+    kube_api: client.ApiClient, namespace: str
+) -> None:
+    await incidents.create_deployment(kube_api, namespace, "web", replicas=1)
+    (pod,) = await incidents.wait_for_running_pods(kube_api, namespace, selector="app=web", count=1)
+    core = client.CoreV1Api(kube_api)
+    resources = {"limits": {"memory": "256Mi"}, "requests": {"memory": "64Mi", "cpu": "10m"}}
+
+    await core.patch_namespaced_pod_resize(
+        pod["metadata"]["name"],
+        namespace,
+        {"spec": {"containers": [{"name": "app", "resources": resources}]}},
+        **incidents.MERGE_PATCH,
+    )
+    done = await incidents.complete_resize(kube_api, pod)
+
+    assert done["spec"]["containers"][0]["resources"]["limits"]["memory"] == "256Mi"
+    assert done["status"]["containerStatuses"][0]["resources"]["limits"]["memory"] == "256Mi"
+    assert done["status"]["observedGeneration"] == done["metadata"]["generation"]
+
+
+async def test_a_limit_range_refuses_a_container_above_its_max(
+    kube_api: client.ApiClient, namespace: str
+) -> None:
+    await incidents.create_limit_range(kube_api, namespace, max_memory="100Mi")
+    pod: Any = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "big"},
+        "spec": {"containers": [incidents.container(memory_limit="128Mi")]},
+    }
+
+    with pytest.raises(ApiException) as err:
+        await client.CoreV1Api(kube_api).create_namespaced_pod(namespace, pod)
+    assert err.value.status == 403
+    assert "maximum memory usage per Container is 100Mi" in str(err.value.body)
+
+
+async def test_an_hpa_on_memory_is_accepted_for_a_deployment(
+    kube_api: client.ApiClient, namespace: str
+) -> None:
+    deployment = await incidents.create_deployment(kube_api, namespace, "web", replicas=1)
+    hpa = await incidents.create_hpa(
+        kube_api, namespace, {**deployment, "kind": "Deployment"}, max_replicas=3
+    )
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}
