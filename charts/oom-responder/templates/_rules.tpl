@@ -1,12 +1,15 @@
 {{/*
-What the playbooks need in the namespaces the service acts in; no more. Keep in step with
-responder/kube/permissions.py (tests/deploy compares the two).
+What the playbooks need in the namespaces the service acts in; no more. Each rule names the code that uses
+it; tests/deploy compares these rules with responder/kube/permissions.py when it exists, and shows against
+the real API server that each rule is needed.
 */}}
 {{- define "oom-responder.workloadRules" -}}
-# Read the alerting pod; list pods of a workload to verify a rollout and to pick the pod to evict.
+# get: the alerted pod (fetching.locate). create: raise_memory's admission pre-check, a server-side dry-run
+# pod create (dryRun=All persists nothing) that lets ResourceQuota and LimitRange answer before the workload
+# is patched. RBAC cannot limit create to dry runs; patching a workload's pod template is as strong anyway.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list]
+  verbs: [get, create]
 # evict_pod (policy/v1 Eviction, which honours PodDisruptionBudgets).
 - apiGroups: [""]
   resources: [pods/eviction]
@@ -17,28 +20,35 @@ responder/kube/permissions.py (tests/deploy compares the two).
   resources: [pods/resize]
   verbs: [patch]
 {{- end }}
-# Pod -> ReplicaSet -> Deployment; DaemonSets are read to report that they cannot be scaled.
+# capture_diagnostics attaches the pod's recent Events; verification reads FailedCreate Events, where quota
+# and LimitRange refusals of new pods show up.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [list]
+# get/patch: the mitigation and its ledger annotation in one write (raise_memory, scale_out on spec.replicas,
+# rollout_restart, the ledger entry of evict_pod). list: finding the workload by its ledger when the alerted
+# pod is gone.
 - apiGroups: [apps]
-  resources: [replicasets, daemonsets]
-  verbs: [get]
-# raise_memory and rollout_restart patch the pod template together with the ledger annotation.
+  resources: [deployments, statefulsets, daemonsets]
+  verbs: [get, list, patch]
+# Pod -> ReplicaSet -> Deployment (get); a rollout's ReplicaSets for verification (list).
 - apiGroups: [apps]
-  resources: [deployments, statefulsets]
+  resources: [replicasets]
+  verbs: [get, list]
+# A Job's pod: the Job is the target and carries the ledger of an eviction.
+- apiGroups: [batch]
+  resources: [jobs]
   verbs: [get, patch]
-# scale_out goes through the scale subresource.
-- apiGroups: [apps]
-  resources: [deployments/scale, statefulsets/scale]
-  verbs: [get, patch]
-# scale_out raises an HPA's minReplicas instead of fighting it; finding the HPA that targets a workload
+# scale_out raises the minReplicas of an HPA that targets the workload instead of fighting it; finding it
 # needs list.
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
-  verbs: [get, list, patch]
+  verbs: [list, patch]
 {{- if .Values.rbac.verticalPodAutoscalers }}
 # raise_memory leaves workloads a VPA manages alone (check_vpa).
 - apiGroups: [autoscaling.k8s.io]
   resources: [verticalpodautoscalers]
-  verbs: [get, list]
+  verbs: [list]
 {{- end }}
 # Every mitigation is announced as a Kubernetes Event on the workload.
 - apiGroups: [events.k8s.io]
