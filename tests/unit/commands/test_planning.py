@@ -1,0 +1,111 @@
+"""`oom-responder plan`: what would happen to each alert of a payload, from labels only.
+
+Covers: a planned action with its target and fallbacks; the reasons for doing nothing (unmapped name, no
+playbook, resolved, duplicate within the payload, missing labels); actions that cannot fit the workload kind are
+skipped; JSON and text output from the installed command; a bad payload exits 2 naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from responder.commands import planning
+from responder.models import alerts, settings
+from tests.unit import payloads
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "responder.yaml"
+
+
+def _plan(*alert_bodies: dict[str, Any]) -> list[planning.LabelPlan]:
+    payload = alerts.WebhookPayload.model_validate(payloads.payload(*alert_bodies))
+    return planning.plan_payload(payload, config=settings.Settings())
+
+
+def test_plans_the_first_action_with_its_fallbacks() -> None:
+    [plan] = _plan(payloads.alert("PodMemoryHigh", workload="api", workload_kind="Deployment"))
+    assert plan.playbook == "memory-high-scale-out"
+    assert plan.target == "shop/Deployment/api"
+    assert (plan.action, plan.fallbacks, plan.reason) == ("scale_out", ("evict_pod",), None)
+    assert plan.queue_key == "shop/api"
+
+
+def test_an_action_that_cannot_fit_the_workload_kind_is_skipped() -> None:
+    [plan] = _plan(payloads.alert("PodMemoryHigh", workload="agent", workload_kind="DaemonSet"))
+    assert (plan.action, plan.fallbacks) == ("evict_pod", ())
+
+
+def test_additional_actions_are_listed() -> None:
+    [plan] = _plan(payloads.alert("PodRestartingFrequently"))
+    assert plan.action == "scale_out"
+    assert plan.additional == ("capture_diagnostics", "escalate")
+    assert plan.target == "shop/Pod/api-7d9c-x1"
+
+
+def test_explains_why_nothing_would_be_done() -> None:
+    plans = _plan(
+        payloads.alert("CPUThrottlingHigh", fingerprint="f1"),
+        payloads.alert("OOMKilled", fingerprint="f2", status="resolved"),
+        payloads.alert("OOMKilled", fingerprint="f3"),
+        payloads.alert("OOMKilled", fingerprint="f3"),
+        payloads.alert("OOMKilled", fingerprint="f4", namespace=None),
+    )
+    assert [p.reason for p in plans] == ["no_playbook", "resolved", None, "duplicate", "missing_labels"]
+    assert "not mapped" in plans[0].note
+
+
+def test_no_playbook_when_matchers_exclude_the_alert() -> None:
+    config = settings.Settings.model_validate(
+        {
+            "playbooks": [
+                {
+                    "name": "prod",
+                    "alerts": ["oom_killed"],
+                    "matchers": ['namespace="prod"'],
+                    "actions": ["evict_pod"],
+                }
+            ]
+        }
+    )
+    payload = alerts.WebhookPayload.model_validate(payloads.payload(payloads.alert()))
+    [plan] = planning.plan_payload(payload, config=config)
+    assert plan.reason == "no_playbook"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["oom-responder", "plan", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_the_command_prints_json(tmp_path: Path) -> None:
+    path = tmp_path / "payload.json"
+    path.write_text(json.dumps(payloads.payload(payloads.alert("OOMKilled"), payloads.alert("Nope"))))
+    result = _run("--config", str(EXAMPLE), str(path), "--output", "json")
+    assert result.returncode == 0, result.stderr
+    [first, second] = json.loads(result.stdout)
+    assert first["playbook"] == "oom-raise-memory"
+    assert first["action"] == "raise_memory"
+    assert first["occurrence_id"] == "a1b2c3d4e5f60718@2024-05-01T10:00:00+00:00"
+    assert second["reason"] == "no_playbook"
+
+
+def test_the_command_prints_text(tmp_path: Path) -> None:
+    path = tmp_path / "payload.json"
+    path.write_text(json.dumps(payloads.payload(payloads.alert("OOMKilled", status="resolved"))))
+    result = _run("--config", str(EXAMPLE), str(path))
+    assert result.returncode == 0, result.stderr
+    assert "[0] OOMKilled (resolved)" in result.stdout
+    assert "nothing to do: resolved" in result.stdout
+
+
+def test_a_bad_payload_exits_2_naming_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "payload.json"
+    body = payloads.payload(payloads.alert())
+    del body["alerts"][0]["startsAt"]
+    path.write_text(json.dumps(body))
+    result = _run(str(path))
+    assert result.returncode == 2
+    assert f"{path}: alerts[0].startsAt: Field required" in result.stderr
