@@ -30,7 +30,7 @@ from responder.engine import notifying
 from responder.models import decisions, notices, settings
 from responder.notifiers import blocks, outboxes, slack
 from tests.slackstub import samples, support
-from tests.unit.notifiers.conftest import CHANNEL, TOKEN, Stub
+from tests.slackstub.fixtures import CHANNEL, TOKEN, Stub
 
 Factory = Callable[..., notifying.Notifiers]
 
