@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import secrets
 import urllib.parse
 
 from responder.kube import client, errors, fetching
@@ -54,7 +55,9 @@ async def record(
     body = {
         "apiVersion": "events.k8s.io/v1",
         "kind": "Event",
-        "metadata": {"generateName": f"{target.name[:200]}.", "namespace": target.namespace},
+        # Named like kubectl's and client-go's Events (<object>.<unique hex>); a generateName ending in "." is
+        # refused by the Event name validation.
+        "metadata": {"name": f"{target.name[:200]}.{secrets.token_hex(8)}", "namespace": target.namespace},
         "eventTime": now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "reportingController": REPORTING_CONTROLLER,
         "reportingInstance": identity[:128],
