@@ -45,6 +45,11 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge(f"{_PREFIX}_queue_depth", "Alerts waiting for or under work.", registry=r)
+        self.work_failures = Counter(
+            f"{_PREFIX}_work_failures",
+            "Alerts whose processing raised an unexpected error (a bug: the alert was logged, not acted on).",
+            registry=r,
+        )
         self.actions = Counter(
             f"{_PREFIX}_actions",
             "Mitigations by playbook, action and result (done, would_do, skipped, blocked, failed, escalated).",

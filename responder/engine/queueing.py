@@ -152,6 +152,8 @@ class KeyedQueue:
                 raise
             except Exception:
                 self.failures += 1
+                if self._metrics is not None:
+                    self._metrics.work_failures.inc()
                 logger.exception(
                     "work item failed",
                     extra={"occurrence_id": item.event.occurrence_id, "queue_key": item.queue_key},
