@@ -130,13 +130,13 @@ def cases() -> list[tuple[str, blocks.Message, list[tuple[str, blocks.Message]]]
     previews = samples.previews()
     first = previews["OOMKilled: memory limit raised"]
     replies = [
-        (title, blocks.render(previews[title]))
+        (title, blocks.render(previews[title], in_thread=True))
         for title in ("Verification passed (in the thread)", "Resolved (in the thread)")
     ]
     failing = [
         (
             "Verification failed (in the thread)",
-            blocks.render(previews["Verification failed (in the thread)"]),
+            blocks.render(previews["Verification failed (in the thread)"], in_thread=True),
         )
     ]
     storm = [
@@ -199,6 +199,20 @@ def render_html() -> str:
     )
 
 
+def _crop_trailing_background(png: Path) -> None:
+    """Cut the empty page below the last case (the window is taller than the page), when Pillow is there."""
+    try:
+        from PIL import Image, ImageChops  # noqa: PLC0415 - optional, only for --png
+    except ImportError:
+        return
+    with Image.open(png) as image:
+        rgb = image.convert("RGB")
+        background = Image.new("RGB", rgb.size, (0xF4, 0xF4, 0xF4))
+        box = ImageChops.difference(rgb, background).getbbox()
+        if box is not None:
+            rgb.crop((0, 0, rgb.width, min(box[3] + 24, rgb.height))).save(png, optimize=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -223,7 +237,7 @@ def main() -> int:
                 "--no-sandbox",
                 "--disable-gpu",
                 "--hide-scrollbars",
-                "--window-size=900,4200",
+                "--window-size=900,5600",
                 f"--screenshot={png}",
                 out.as_uri(),
             ],
@@ -231,6 +245,7 @@ def main() -> int:
             capture_output=True,
             timeout=120,
         )
+        _crop_trailing_background(png)
         print(f"wrote {png.relative_to(ROOT)}")
     return 0
 

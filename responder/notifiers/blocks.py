@@ -194,9 +194,13 @@ def _header_emoji(notice: notices.Notice) -> str:
     return _KIND_EMOJI[notice.kind]
 
 
-def _fields(notice: notices.Notice) -> list[str]:
+def _fields(notice: notices.Notice, *, in_thread: bool) -> list[str]:
     fields: list[str] = []
     event = notice.event
+    if in_thread:
+        # The thread's first message already says where and which playbook: replies say what changed.
+        event = None
+        notice = dataclasses.replace(notice, target=None, playbook=None)
     namespace = notice.target.namespace if notice.target else (event.namespace if event else None)
     if namespace:
         fields.append(f"*Namespace*\n`{escape(namespace)}`")
@@ -218,17 +222,17 @@ def _fields(notice: notices.Notice) -> list[str]:
     return fields
 
 
-def _why(notice: notices.Notice) -> str:
+def _why(notice: notices.Notice, *, in_thread: bool) -> str:
     lines: list[str] = []
     event = notice.event
-    if event is not None:
+    if event is not None and not in_thread:
         summary = event.annotations.get("summary")
         description = event.annotations.get("description")
         if summary:
             lines.append(f"*Alert:* {escape(summary)}")
         if description and description != summary:
             lines.append(f">{escape(description)}".replace("\n", "\n>"))
-    if notice.playbook:
+    if notice.playbook and not in_thread:
         step = f" step `{notice.action.value}`" if notice.action else ""
         lines.append(f"*Playbook:* `{escape(notice.playbook)}`{step}")
     if notice.guardrail is not None:
@@ -279,8 +283,12 @@ def _outcome_line(notice: notices.Notice) -> str | None:
     return None
 
 
-def render(notice: notices.Notice) -> Message:
-    """The Block Kit message for one notice, within Slack's limits."""
+def render(notice: notices.Notice, *, in_thread: bool = False) -> Message:
+    """The Block Kit message for one notice, within Slack's limits.
+
+    `in_thread`: a reply in the incident's thread, which leaves out what its first message already shows
+    (where, the alert's text, the playbook, the links).
+    """
     headline = title(notice)
     blocks: list[Block] = [
         {
@@ -302,16 +310,16 @@ def render(notice: notices.Notice) -> Message:
         )
     if notice.summary:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": escape(notice.summary)}})
-    fields = _fields(notice)
+    fields = _fields(notice, in_thread=in_thread)
     if fields:
         blocks.append({"type": "section", "fields": [{"type": "mrkdwn", "text": field} for field in fields]})
-    why = _why(notice)
+    why = _why(notice, in_thread=in_thread)
     if why:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": why}})
     outcome = _outcome_line(notice)
     if outcome:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": outcome}})
-    buttons = _links(notice)
+    buttons = [] if in_thread else _links(notice)
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
     blocks.append(

@@ -133,7 +133,7 @@ class SlackBot:
             return
         (notice,) = batch
         thread = notice.thread or self.thread_of(notice.incident)
-        message = blocks.render(notice)
+        message = blocks.render(notice, in_thread=thread is not None)
         # Escalations and failed verifications must be seen, not buried in a thread: broadcast them too.
         broadcast = thread is not None and (
             notice.kind is notices.NoticeKind.ESCALATION
@@ -147,7 +147,7 @@ class SlackBot:
             # The recovered thread is gone (deleted message, other channel): start a new one instead.
             self._threads.pop(notice.incident, None)
             thread = None
-            ts = await self._post(message, thread_ts=None, broadcast=False)
+            ts = await self._post(blocks.render(notice), thread_ts=None, broadcast=False)
         if thread is None:
             self._remember([notice], ts)
         elif notice.incident not in self._threads:

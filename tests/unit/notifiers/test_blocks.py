@@ -259,3 +259,19 @@ def test_small_digest_shows_every_notice() -> None:
     texts = _texts(blocks.render_digest(batch))
     assert texts.count("`payments/checkout` 512Mi → 640Mi") == 7
     assert "more not shown" not in texts
+
+
+def test_a_thread_reply_leaves_out_what_the_first_message_shows() -> None:
+    notice = samples.previews()["Verification failed (in the thread)"]
+    reply = blocks.render(notice, in_thread=True)
+    assert server.validate_blocks(reply.blocks) == []
+    texts = _texts(reply)
+    assert _buttons(reply) == {}
+    assert "*Namespace*" not in texts
+    assert "*Alert:*" not in texts
+    assert "512Mi → 640Mi" in texts
+    assert "exceeded quota: mem-quota" in texts
+    assert "verification FAILED" in _header(reply)
+    standalone = _texts(blocks.render(notice))
+    assert "*Namespace*" in standalone
+    assert "*Alert:*" in standalone
