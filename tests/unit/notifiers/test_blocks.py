@@ -222,7 +222,7 @@ def test_enforce_limits_keeps_fifty_blocks_and_says_how_many_are_hidden() -> Non
 
 
 def test_enforce_limits_cuts_fields_and_button_texts_and_deduplicates_block_ids() -> None:
-    raw = [
+    raw: list[dict[str, Any]] = [
         {"type": "section", "block_id": "x", "fields": [{"type": "mrkdwn", "text": "f" * 2500}] * 12},
         {"type": "section", "block_id": "x", "text": {"type": "mrkdwn", "text": "ok"}},
         {
