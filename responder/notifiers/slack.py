@@ -126,10 +126,11 @@ class SlackBot:
     async def deliver(self, batch: Sequence[notices.Notice], *, digest: bool) -> None:
         if digest:
             ts = await self._post(blocks.render_digest(batch), thread_ts=None, broadcast=False)
-            fresh = [
-                notice for notice in batch if self.thread_of(notice.incident) is None and not notice.thread
-            ]
-            self._remember(fresh, ts)
+            # Follow-ups of these incidents reply under the digest. It is kept in memory only: writing a ledger
+            # per notice during a storm would add API load exactly when the cluster is struggling.
+            for notice in batch:
+                if self.thread_of(notice.incident) is None and not notice.thread:
+                    self._threads[notice.incident] = ts
             return
         (notice,) = batch
         thread = notice.thread or self.thread_of(notice.incident)

@@ -423,3 +423,17 @@ async def test_notify_before_start_is_delivered_once_started(slack: Stub, make_n
     await notifiers.start()
     await notifiers.drain()
     assert len(slack.stub.posted) == 1
+
+
+async def test_follow_ups_of_digested_incidents_reply_under_the_digest_without_ledger_writes(
+    slack: Stub, make_notifiers: Factory
+) -> None:
+    threads = RecordingThreads()
+    notifiers = make_notifiers(threads=threads, digest_after=3)
+    storm = [samples.notice(incident=f"storm{i}@t") for i in range(5)]
+    await _deliver(notifiers, *storm)
+    await _deliver(notifiers, samples.notice(notices.NoticeKind.RESOLVED, incident="storm2@t"))
+    digest, reply = slack.stub.posted
+    assert "digest: 5 notices" in _header_of(digest.blocks)
+    assert reply.thread_ts == digest.ts
+    assert threads.recorded == {}
