@@ -1,0 +1,1 @@
+"""Notification tests on the real control plane."""

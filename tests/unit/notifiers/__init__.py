@@ -1,0 +1,1 @@
+"""Tests of the notifier edges (Slack, JSON webhooks) and their fan-out."""
