@@ -1,0 +1,82 @@
+"""The chart's RBAC against the service's own list of what it needs (`responder.kube.permissions`).
+
+Aspects covered:
+* every permission any playbook needs is granted by the chart, for the default values and with in-place
+  resize on / VPA checks off;
+* the chart grants nothing beyond that list except two documented extras: `patch` on Jobs (an eviction of a
+  Job's pod writes its ledger entry on the Job) and SelfSubjectAccessReviews (for `doctor`);
+* the state ConfigMap's verbs are granted only in the service's own namespace.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from responder.kube import permissions
+from responder.models import settings
+from tests.deploy import tooling
+
+Key = tuple[str, str, str, str, bool]
+
+EXTRAS: set[Key] = {
+    ("batch", "jobs", "", "patch", False),
+    ("authorization.k8s.io", "selfsubjectaccessreviews", "", "create", False),
+}
+
+
+def _every_action(*, check_vpa: bool, resize_in_place: bool) -> settings.Settings:
+    actions = [
+        {"raise_memory": {"check_vpa": check_vpa, "resize_in_place": resize_in_place}},
+        "scale_out",
+        "evict_pod",
+        "rollout_restart",
+        "capture_diagnostics",
+        "escalate",
+    ]
+    return settings.Settings.model_validate(
+        {"playbooks": [{"name": "everything", "alerts": ["oom_killed"], "actions": actions}]}
+    )
+
+
+def _granted(documents: list[dict[str, Any]], own_namespace: str) -> set[Key]:
+    granted: set[Key] = set()
+    for document in documents:
+        if document["kind"] not in ("Role", "ClusterRole"):
+            continue
+        own = document["kind"] == "Role" and document["metadata"]["namespace"] == own_namespace
+        own = own and document["metadata"]["name"].endswith("-state")
+        for rule in document["rules"]:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    name, _, subresource = resource.partition("/")
+                    granted.update((group, name, subresource, verb, own) for verb in rule["verbs"])
+    return granted
+
+
+@pytest.mark.parametrize(
+    ("values", "check_vpa", "resize_in_place"),
+    [
+        pytest.param({}, True, False, id="default-values"),
+        pytest.param(
+            {"rbac": {"podResize": True, "verticalPodAutoscalers": False}}, False, True, id="resize-no-vpa"
+        ),
+    ],
+)
+def test_chart_grants_what_the_code_needs_and_no_more(
+    helm: Path, tmp_path: Path, values: dict[str, Any], check_vpa: bool, resize_in_place: bool
+) -> None:
+    if not check_vpa:
+        values = {**values, "config": _every_action(check_vpa=False, resize_in_place=resize_in_place).model_dump(
+            mode="json", include={"playbooks"}, exclude_none=True)}  # fmt: skip
+    documents = tooling.render_documents(helm, values=values, values_dir=tmp_path, namespace="ops")
+    needed = {
+        (p.group, p.resource, p.subresource, p.verb, p.own_namespace)
+        for p in permissions.needed(_every_action(check_vpa=check_vpa, resize_in_place=resize_in_place))
+    }
+    granted = _granted(documents, "ops")
+
+    assert needed - granted == set(), "needed but not granted"
+    assert granted - needed == EXTRAS, "granted beyond what the code needs"
