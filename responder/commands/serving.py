@@ -1,8 +1,9 @@
 """`oom-responder serve`: run the webhook receiver and the work queue until SIGTERM.
 
 This module wires parts together and owns the process lifecycle; it decides nothing about alerts.
-`build_handler` chooses what the queue does with each work item. Until the cluster pipeline is plugged in it
-plans from labels only and logs what it would do (dry-run, no cluster), and /readyz says so.
+`build_pipeline` wires the real pipeline (Kubernetes client, state, notifiers, Processor). On a machine with no
+cluster at all, in dry-run, `build_handler` plans from labels only and logs what it would do, and /readyz says
+what it cannot do without a cluster.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from responder.models import work
     from responder.web import app as app_mod
 
-__all__ = ["Cleanup", "add_arguments", "build_handler", "run", "serve"]
+__all__ = ["Cleanup", "NoCluster", "add_arguments", "build_handler", "build_pipeline", "run", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 def build_handler(
     settings: settings_mod.Settings, metrics: metrics_mod.Metrics
 ) -> tuple[queueing.Handler, app_mod.Readiness, Cleanup]:
-    """What the queue does with each work item, the /readyz probe, and what to close at exit.
+    """The label-only handler, for a machine without any cluster (dry-run only).
 
-    The label-only planner: it logs, per item, the playbook, target and action it would take. It never writes.
+    It logs, per item, the playbook, target and action it would take. It never writes.
     """
     from responder.commands import planning  # noqa: PLC0415
 
@@ -74,12 +75,95 @@ def build_handler(
         )
 
     def readiness() -> tuple[bool, dict[str, Any]]:
-        return True, {"mode": settings.mode.value, "cluster": "unavailable: planning from labels only"}
+        return True, {
+            "mode": settings.mode.value,
+            "cluster": "unavailable: no kubeconfig and not in a cluster; planning from labels only, "
+            "no live checks, no guardrail state, no writes",
+        }
 
     async def cleanup() -> None:
         return None
 
     return handle, readiness, cleanup
+
+
+class NoCluster(Exception):
+    """No cluster credentials at all (no kubeconfig, not in a pod)."""
+
+
+async def build_pipeline(
+    settings: settings_mod.Settings, metrics: metrics_mod.Metrics
+) -> tuple[queueing.Handler, app_mod.Readiness, Cleanup]:
+    """The real pipeline: Kubernetes client, cluster-wide state, notifiers and the Processor.
+
+    Raises NoCluster when there are no credentials, and `config.SecretError` when a notifier's secret is
+    missing. An unreachable API server is not an error here: /readyz reports it until it answers, so a
+    replica started during a control-plane outage joins as soon as the API server is back.
+    """
+    from kubernetes_asyncio.config import ConfigException  # noqa: PLC0415
+
+    from responder.engine import notifying, processing  # noqa: PLC0415
+    from responder.kube import client, errors, state, threads  # noqa: PLC0415
+
+    try:
+        kube = await client.Kube.connect(settings=settings.kubernetes, metrics=metrics)
+    except (ConfigException, FileNotFoundError) as e:
+        raise NoCluster(str(e)) from e
+    try:
+        notifiers = notifying.Notifiers.from_settings(
+            settings.notifiers,
+            metrics=metrics,
+            threads=threads.ThreadKeeper(kube, conflict_attempts=settings.kubernetes.conflict_attempts),
+        )
+    except BaseException:
+        await kube.close()
+        raise
+    own_namespace = state.own_namespace(settings)
+    store = state.StateStore(
+        kube, namespace=state.state_namespace(settings, own_namespace=own_namespace), settings=settings
+    )
+    processor = processing.Processor(
+        settings=settings,
+        metrics=metrics,
+        kube=kube,
+        notifiers=notifiers,
+        state_store=store,
+        own_namespace=own_namespace,
+    )
+    await notifiers.start()
+
+    cluster: dict[str, Any] = {"cluster": "not checked yet"}
+    reachable = asyncio.Event()
+
+    async def probe() -> None:
+        # Readiness follows the API server: a replica that cannot reach it cannot act, so Alertmanager's
+        # retries should go to one that can.
+        while True:
+            try:
+                version = await kube.request("GET", "/version", verb="get")
+                cluster["cluster"] = f"reachable: {version.get('gitVersion', 'unknown version')}"
+                reachable.set()
+            except errors.KubeError as e:
+                cluster["cluster"] = f"unreachable: {e}"
+                reachable.clear()
+            await asyncio.sleep(_PROBE_SECONDS if reachable.is_set() else 2.0)
+
+    prober = asyncio.create_task(probe(), name="cluster-probe")
+
+    def readiness() -> tuple[bool, dict[str, Any]]:
+        return reachable.is_set(), {"mode": settings.mode.value, **cluster}
+
+    async def cleanup() -> None:
+        prober.cancel()
+        await asyncio.gather(prober, return_exceptions=True)
+        await processor.close(settings.server.shutdown_timeout_seconds)
+        await notifiers.close(settings.server.shutdown_timeout_seconds)
+        await kube.close()
+
+    return processor.handle, readiness, cleanup
+
+
+_PROBE_SECONDS = 15.0
 
 
 async def serve(
@@ -103,7 +187,19 @@ async def serve(
         logger.error("cannot start: %s", e)
         print(f"error: {e}", file=sys.stderr)
         return 2
-    handler, readiness, cleanup = build_handler(settings, metrics)
+    from responder import config  # noqa: PLC0415
+
+    try:
+        handler, readiness, cleanup = await build_pipeline(settings, metrics)
+    except NoCluster as e:
+        if settings.mode.value != "dry-run":
+            print(f"error: mode enforce needs a cluster, and none is configured: {e}", file=sys.stderr)
+            return 2
+        logger.warning("no cluster configured: planning from labels only", extra={"error": str(e)})
+        handler, readiness, cleanup = build_handler(settings, metrics)
+    except config.SecretError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         app = app_mod.make_app(
             settings=settings,
