@@ -37,6 +37,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
 from tests.kubeplane import assets as assets_mod
@@ -568,7 +569,7 @@ class KubePlane:
             raise PlaneError(f"kubectl {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
         return proc
 
-    async def api_client(self, kubeconfig: Path | None = None) -> Any:
+    async def api_client(self, kubeconfig: Path | None = None) -> k8s_client.ApiClient:
         """A ``kubernetes_asyncio`` ApiClient (admin unless ``kubeconfig``); the caller closes it."""
         return await k8s_config.new_client_from_config(config_file=str(kubeconfig or self.kubeconfig))
 

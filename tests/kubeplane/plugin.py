@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes_asyncio import client as k8s_client
 
 from tests.kubeplane import assets as assets_mod
 from tests.kubeplane import plane as plane_mod
@@ -119,7 +120,7 @@ def namespace(kube_plane: plane_mod.KubePlane, request: pytest.FixtureRequest) -
 
 
 @pytest.fixture
-async def kube_api(kube_plane: plane_mod.KubePlane) -> AsyncIterator[Any]:
+async def kube_api(kube_plane: plane_mod.KubePlane) -> AsyncIterator[k8s_client.ApiClient]:
     """An admin ``kubernetes_asyncio.client.ApiClient`` bound to this test's event loop."""
     api = await kube_plane.api_client()
     try:
