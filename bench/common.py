@@ -242,7 +242,9 @@ def write_config(path: Path, overrides: Mapping[str, Any]) -> Path:
 
 
 def service_env() -> dict[str, str]:
-    return {"OOM_RESPONDER_WEBHOOK_TOKEN": TOKEN}
+    """The webhook token, and no default kubeconfig: without `kubernetes.kubeconfig` in its config the service
+    finds no cluster and, in dry-run, plans from labels only (nothing but ingest on the hot path)."""
+    return {"OOM_RESPONDER_WEBHOOK_TOKEN": TOKEN, "KUBECONFIG": "/nonexistent/oom-responder-bench/kubeconfig"}
 
 
 def run_loadgen(
@@ -255,9 +257,10 @@ def run_loadgen(
     warmup: float = 1.0,
     seq_start: int = 0,
     token: str | None = TOKEN,
+    limit: int | None = None,
     timeout: float = 200.0,
 ) -> dict[str, Any]:
-    """Run bench.loadgen in its own process; its JSON summary."""
+    """Run bench.loadgen in its own process; its JSON summary. `limit` caps the closed loop's requests."""
     cmd = [
         sys.executable,
         "-m",
@@ -277,6 +280,8 @@ def run_loadgen(
     ]
     if rate:
         cmd += ["--rate", str(rate)]
+    if limit:
+        cmd += ["--limit", str(limit)]
     if token:
         cmd += ["--token", token]
     out = subprocess.run(
