@@ -47,7 +47,7 @@ async def diagnose(config: object, *, out: TextIO) -> int:
     assert isinstance(config, settings.Settings)
     try:
         kube = await client.Kube.connect(settings=config.kubernetes, metrics=metrics_mod.Metrics())
-    except Exception as e:
+    except client.NoCredentials as e:
         print(f"cluster: cannot load credentials: {e}", file=out)
         return 1
     try:

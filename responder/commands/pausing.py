@@ -66,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(flip())
+    except client.NoCredentials as e:
+        print(f"cluster: cannot load credentials: {e}", file=sys.stderr)
+        return 1
     except errors.KubeError as e:
         print(f"cluster: {e.message}", file=sys.stderr)
         return 1

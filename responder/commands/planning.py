@@ -2,8 +2,10 @@
 
 For every alert it prints the kind, occurrence id, playbook, target and action, or why nothing would be done
 (unmapped alert name, no playbook, resolved, duplicate within the payload, labels missing). It never writes
-anything anywhere. This module plans from labels only; it is also the fallback the service uses when no
-cluster is available.
+anything anywhere. Planning from labels is the base (and the fallback the service uses when no cluster is
+configured); when a cluster is reachable, each routed alert is also previewed against live state with the
+service's own read path (`Processor.preview`): owner lookup, "is it still true", the concrete change, the
+guardrail that would block it, and the server-side dry-run admission check.
 """
 
 from __future__ import annotations
@@ -19,7 +21,16 @@ from typing import Any
 from responder.logic import deduplicating, normalizing, routing
 from responder.models import alerts, decisions, settings, targets
 
-__all__ = ["LabelPlan", "add_arguments", "plan_from_labels", "plan_payload", "run"]
+__all__ = [
+    "LabelPlan",
+    "LivePlan",
+    "NoCluster",
+    "add_arguments",
+    "plan_from_labels",
+    "plan_payload",
+    "preview_live",
+    "run",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +53,24 @@ class LabelPlan:
     reason: str | None = None
     """Why nothing would be done (a decisions.Reason value); None when an action is planned."""
     note: str = ""
+    live: LivePlan | None = None
+    """The decision from live cluster state, when a cluster was consulted."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LivePlan:
+    """What the service would decide right now, from the cluster (`Processor.preview`)."""
+
+    allowed: bool
+    reason: str
+    detail: str = ""
+    guardrail: str | None = None
+    target: str | None = None
+    action: str | None = None
+    from_value: str | None = None
+    to_value: str | None = None
+    skipped: tuple[str, ...] = ()
+    """Actions that did not apply, as "action: reason"."""
 
 
 # Actions that cannot apply to a workload kind: a DaemonSet runs one pod per node, a Job is not scaled.
@@ -155,6 +184,81 @@ def plan_payload(payload: alerts.WebhookPayload, *, config: settings.Settings) -
     return plans
 
 
+async def preview_live(
+    plans: Sequence[LabelPlan], *, payload: alerts.WebhookPayload, config: settings.Settings
+) -> list[LabelPlan]:
+    """Add the live decision to every routed firing alert. Raises `NoCluster` when none is configured."""
+    import datetime  # noqa: PLC0415
+
+    from responder import metrics as metrics_mod  # noqa: PLC0415
+    from responder.engine import processing  # noqa: PLC0415
+    from responder.kube import client, state  # noqa: PLC0415
+    from responder.models import work  # noqa: PLC0415
+
+    try:
+        kube = await client.Kube.connect(settings=config.kubernetes, metrics=metrics_mod.Metrics())
+    except client.NoCredentials as e:
+        raise NoCluster(str(e)) from e
+    try:
+        own_namespace = state.own_namespace(config)
+        processor = processing.Processor(
+            settings=config,
+            metrics=metrics_mod.Metrics(),
+            kube=kube,
+            notifiers=_NoNotices(),
+            state_store=state.StateStore(
+                kube, namespace=state.state_namespace(config, own_namespace=own_namespace), settings=config
+            ),
+            own_namespace=own_namespace,
+        )
+        events = {
+            event.occurrence_id: event
+            for alert in payload.alerts
+            if (event := normalizing.normalize(alert, payload=payload, settings=config)) is not None
+        }
+        now = datetime.datetime.now(datetime.UTC)
+        previewed: list[LabelPlan] = []
+        for plan in plans:
+            event = events.get(plan.occurrence_id or "")
+            playbook = next((p for p in config.playbooks if p.name == plan.playbook), None)
+            if plan.reason is not None or event is None or playbook is None:
+                previewed.append(plan)
+                continue
+            item = work.WorkItem(
+                event=event, playbook=playbook, received_at=now, queue_key=plan.queue_key or ""
+            )
+            found = await processor.preview(item)
+            live = LivePlan(
+                allowed=found.decision.allowed,
+                reason=found.decision.reason.value,
+                detail=found.decision.detail,
+                guardrail=found.decision.guardrail.value if found.decision.guardrail else None,
+                target=found.target.key if found.target else None,
+                action=found.plan.action.value if found.plan else None,
+                from_value=found.plan.from_value if found.plan else None,
+                to_value=found.plan.to_value if found.plan else None,
+                skipped=tuple(
+                    f"{action.value}: {why.reason.value} {why.detail}".strip()
+                    for action, why in found.skipped
+                ),
+            )
+            previewed.append(dataclasses.replace(plan, live=live))
+        return previewed
+    finally:
+        await kube.close()
+
+
+class NoCluster(Exception):
+    """No cluster credentials at all (no kubeconfig, not in a pod)."""
+
+
+class _NoNotices:
+    """`plan` tells nobody anything: previews never notify."""
+
+    def notify(self, notice: object) -> None:
+        return None
+
+
 def render_text(plans: Sequence[LabelPlan]) -> str:
     lines: list[str] = []
     for number, plan in enumerate(plans):
@@ -176,6 +280,18 @@ def render_text(plans: Sequence[LabelPlan]) -> str:
             fields.append(("nothing to do", plan.reason))
         if plan.note:
             fields.append(("note", plan.note))
+        if plan.live is not None:
+            live = plan.live
+            verdict = "would act" if live.allowed else f"would not act: {live.reason}"
+            if live.guardrail:
+                verdict += f" (guardrail {live.guardrail})"
+            fields.append(("live", verdict))
+            fields.append(("live target", live.target))
+            if live.action:
+                fields.append(("live action", f"{live.action} {live.from_value} → {live.to_value}"))
+            fields.extend(("skipped", skipped) for skipped in live.skipped)
+            if live.detail:
+                fields.append(("why", live.detail))
         lines.extend(f"    {name}: {value}" for name, value in fields if value is not None)
     return "\n".join(lines)
 
@@ -187,6 +303,11 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("payload", metavar="PAYLOAD.json", help="an Alertmanager webhook body; - reads stdin")
     parser.add_argument(
         "--output", choices=("text", "json"), default="text", help="output format (default text)"
+    )
+    parser.add_argument(
+        "--labels-only",
+        action="store_true",
+        help="do not consult the cluster even when one is configured",
     )
 
 
@@ -214,9 +335,23 @@ def run(args: argparse.Namespace) -> int:
             print(f"{args.payload}: {problem}", file=sys.stderr)
         return 2
     plans = plan_payload(payload, config=config)
+    source = "planned from labels only (no cluster consulted, nothing written)"
+    if not args.labels_only:
+        import asyncio  # noqa: PLC0415
+
+        from responder.kube import errors  # noqa: PLC0415
+
+        try:
+            plans = asyncio.run(preview_live(plans, payload=payload, config=config))
+            source = "previewed against the live cluster (nothing written)"
+        except NoCluster:
+            source += "; no cluster is configured"
+        except errors.KubeError as e:
+            print(f"cluster: {e.message}", file=sys.stderr)
+            return 1
     if args.output == "json":
         print(json.dumps([dataclasses.asdict(plan) for plan in plans], indent=2))
     else:
-        print(f"mode: {config.mode.value}; planned from labels only (no cluster consulted, nothing written)")
+        print(f"mode: {config.mode.value}; {source}")
         print(render_text(plans))
     return 0

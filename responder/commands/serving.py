@@ -100,14 +100,12 @@ async def build_pipeline(
     missing. An unreachable API server is not an error here: /readyz reports it until it answers, so a
     replica started during a control-plane outage joins as soon as the API server is back.
     """
-    from kubernetes_asyncio.config import ConfigException  # noqa: PLC0415
-
     from responder.engine import notifying, processing  # noqa: PLC0415
     from responder.kube import client, errors, state, threads  # noqa: PLC0415
 
     try:
         kube = await client.Kube.connect(settings=settings.kubernetes, metrics=metrics)
-    except (ConfigException, FileNotFoundError) as e:
+    except client.NoCredentials as e:
         raise NoCluster(str(e)) from e
     try:
         notifiers = notifying.Notifiers.from_settings(

@@ -42,7 +42,7 @@ from responder.kube import state as state_mod
 from responder.logic import guarding, planning, resolving
 from responder.models import alerts, cluster_state, decisions, ledgers, notices, settings, targets, work
 
-__all__ = ["Guard", "Notifier", "Processor", "StateStore", "default_identity"]
+__all__ = ["Guard", "Notifier", "Preview", "Processor", "StateStore", "default_identity"]
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +147,17 @@ def _reason_for(error: errors.KubeError) -> decisions.Reason:
     return decisions.Reason.API_ERROR
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Preview:
+    """What `Processor.preview` found: the plan, if any, and the decision it would get."""
+
+    decision: decisions.Decision
+    target: targets.Target | None = None
+    plan: decisions.Plan | None = None
+    skipped: tuple[tuple[settings.Action, decisions.Decision], ...] = ()
+    extras: tuple[settings.Action, ...] = ()
+
+
 class Processor:
     """The queue's handler. One per process; `close()` at shutdown."""
 
@@ -232,6 +243,69 @@ class Processor:
                 run, action, decisions.Outcome.FAILED, decisions.Decision.refuse(_reason_for(e), e.message)
             )
             await self._event(run, action, decisions.Outcome.FAILED, _reason_for(e), e.message)
+
+    async def preview(self, item: work.WorkItem) -> Preview:
+        """What `handle` would decide for `item` right now, from live state, without writing anything.
+
+        The same reads, checks, planning and guard as `handle` (and the raise's server-side dry-run
+        admission check), but no write, no budget taken, no blast-radius count, no Event and no notice:
+        `oom-responder plan` shows an operator exactly which guardrail would block, before an incident.
+        """
+        run = _Run(item=item, started=time.monotonic())
+        if item.event.status is alerts.AlertStatus.RESOLVED or item.playbook is None:
+            return Preview(
+                decision=decisions.Decision.refuse(decisions.Reason.RESOLVED, "notifications only")
+            )
+        located = await fetching.locate(self.kube, event=item.event, names=self.settings.alerts)
+        if located.target is None:
+            return Preview(
+                decision=located.refusal or decisions.Decision.refuse(decisions.Reason.TARGET_NOT_FOUND, "")
+            )
+        run.target = located.target
+        snapshot = await self._snapshot(run, located.target, located.pod)
+        if snapshot is None:
+            return Preview(
+                target=located.target,
+                decision=decisions.Decision.refuse(decisions.Reason.TARGET_NOT_FOUND, "workload is gone"),
+            )
+        still = resolving.check_still_true(event=item.event, pod=located.pod, entries=snapshot.ledger)
+        if not still.allowed:
+            return Preview(target=located.target, decision=still)
+        proposal = planning.propose(
+            snapshot=snapshot,
+            event=item.event,
+            playbook=item.playbook,
+            config=self.settings,
+            now=self.clock(),
+            identity=self.identity,
+            thread=run.thread,
+        )
+        extras = tuple(spec.action for spec in proposal.extras)
+        if proposal.mutation is None:
+            return Preview(
+                target=located.target,
+                skipped=proposal.skipped,
+                extras=extras,
+                decision=proposal.skipped[-1][1]
+                if proposal.skipped
+                else decisions.Decision.refuse(decisions.Reason.NOT_SCALABLE, "no action applies"),
+            )
+        plan = proposal.mutation.plan
+        decision = self.guard(
+            plan=plan,
+            snapshot=self._guard_snapshot(snapshot),
+            cluster=await self.state_store.read(),
+            settings=self.settings,
+            now=self.clock(),
+        )
+        if decision.allowed and proposal.mutation.memory is not None:
+            refusal = await raise_memory.precheck(
+                self.kube, snapshot=snapshot, change=proposal.mutation.memory
+            )
+            decision = refusal or decision
+        return Preview(
+            target=located.target, plan=plan, decision=decision, skipped=proposal.skipped, extras=extras
+        )
 
     async def _resolved(self, run: _Run) -> None:
         thread: str | None = None

@@ -30,6 +30,7 @@ __all__ = [
     "STRATEGIC_MERGE_PATCH",
     "Body",
     "Kube",
+    "NoCredentials",
 ]
 
 Body = dict[str, Any]
@@ -40,6 +41,10 @@ JSON_PATCH = "application/json-patch+json"
 
 _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 _OK = {200: "object", 201: "object", 202: "object"}
+
+
+class NoCredentials(Exception):
+    """No cluster to talk to: no kubeconfig found and not running in a pod (or the kubeconfig is unusable)."""
 
 
 class Kube:
@@ -64,15 +69,22 @@ class Kube:
     async def connect(cls, *, settings: settings.KubernetesSettings, metrics: metrics_mod.Metrics) -> Kube:
         """Credentials from the configured kubeconfig, else in-cluster, else the default kubeconfig."""
         configuration = k8s_client.Configuration()
-        if settings.kubeconfig:
-            await k8s_config.load_kube_config(
-                config_file=settings.kubeconfig, context=settings.context, client_configuration=configuration
-            )
-        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-            # The library leaves this loader unannotated.
-            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        else:
-            await k8s_config.load_kube_config(context=settings.context, client_configuration=configuration)
+        try:
+            if settings.kubeconfig:
+                await k8s_config.load_kube_config(
+                    config_file=settings.kubeconfig,
+                    context=settings.context,
+                    client_configuration=configuration,
+                )
+            elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+                # The library leaves this loader unannotated.
+                k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            else:
+                await k8s_config.load_kube_config(
+                    context=settings.context, client_configuration=configuration
+                )
+        except (k8s_config.ConfigException, OSError) as e:
+            raise NoCredentials(str(e)) from e
         return cls(api=k8s_client.ApiClient(configuration=configuration), settings=settings, metrics=metrics)
 
     async def close(self) -> None:
