@@ -1,31 +1,37 @@
-"""Three responder processes against one API server: each mitigation exactly once, the budget held in total.
+"""Three `oom-responder serve` processes against one API server: each mitigation exactly once, one budget.
 
 Aspects covered:
-* three separate OS processes, each serving POST /webhook, all receiving the same OOMKilled alerts plus
-  interleaved distinct ones: at most one raise per workload, no more raises in total than the global budget,
-  and every occurrence accounted for (raised, or reported as blocked by the budget);
+* three separate `oom-responder serve` OS processes (YAML config, bearer-token auth, identity from
+  $POD_NAME), each serving POST /webhook, all receiving the same OOMKilled alerts plus interleaved distinct
+  ones: at most one raise per workload, no more raises in total than the global budget, and every occurrence
+  accounted for (raised, or reported blocked by the budget through a `notifiers.webhooks` notifier);
 * Alertmanager repeating everything afterwards changes nothing (no duplicate);
+* notices go out through the generic JSON webhook to a collector in the test process, digests included: after
+  a SIGTERM every notice a replica logged was delivered, and nothing else was;
 * `kill -9` of one replica mid-storm, then a restart and Alertmanager's resend: every workload raised exactly
-  once, none twice, none lost.
+  once, none twice, none lost; no "done" notice twice; every raise by a replica that was not killed was
+  reported by it (the killed one's outbox dies with it, so its notices are only checked to be real).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import datetime
 import json
 import math
 import os
 import secrets
 import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import yaml
+from aiohttp import test_utils, web
 from kubernetes_asyncio import client as k8s
 
 from responder import metrics as metrics_mod
@@ -37,68 +43,179 @@ from tests.kubeplane.plane import KubePlane
 
 pytestmark = pytest.mark.integration
 
-REPLICA = Path(__file__).with_name("replica.py")
+TOKEN = "replica-webhook-token"
+TOKEN_ENV = "TEST_REPLICA_WEBHOOK_TOKEN"
+NOTICES_URL_ENV = "TEST_REPLICA_NOTICES_URL"
+SHUTDOWN_SECONDS = 30
+
+# What identifies one notice both in the service's log line and in the webhook body.
+NoticeKey = tuple[str, str, str | None, str | None, str | None]
 
 
-class Process:
-    """One replica process and where to reach it."""
+class Collector:
+    """The webhook notifier's receiver: keeps every notice POSTed, by the replica named in the path."""
 
-    def __init__(self, index: int, config_file: Path, workdir: Path) -> None:
+    def __init__(self) -> None:
+        self.posts: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+        self.problems: list[str] = []
+        self.app = web.Application()
+        self.app.router.add_post("/notices/{replica}", self._receive)
+
+    async def _receive(self, request: web.Request) -> web.Response:
+        replica = request.match_info["replica"]
+        try:
+            body = await request.json()
+        except ValueError:
+            self.problems.append(f"{replica}: not JSON")
+            return web.json_response({"error": "not JSON"}, status=400)
+        if (
+            not isinstance(body, dict)
+            or body.get("version") != "1"
+            or not isinstance(body.get("digest"), bool)
+            or not isinstance(body.get("notices"), list)
+            or not body["notices"]
+        ):
+            self.problems.append(f"{replica}: unexpected body {body!r}"[:500])
+            return web.json_response({"error": "unexpected body"}, status=400)
+        self.posts[replica].append(body)
+        return web.json_response({"ok": True})
+
+    def notices(self, replica: str) -> list[dict[str, Any]]:
+        """Every notice delivered by `replica`, digests unpacked, in arrival order."""
+        return [notice for body in self.posts[replica] for notice in body["notices"]]
+
+    def all_notices(self) -> list[dict[str, Any]]:
+        return [notice for replica in list(self.posts) for notice in self.notices(replica)]
+
+
+def target_key(notice: dict[str, Any]) -> str | None:
+    """The webhook body's target as `Target.key` ("namespace/Kind/name")."""
+    target = notice["target"]
+    return None if target is None else f"{target['namespace']}/{target['kind']}/{target['name']}"
+
+
+def delivered_key(notice: dict[str, Any]) -> NoticeKey:
+    return (notice["kind"], notice["incident"], target_key(notice), notice["outcome"], notice["guardrail"])
+
+
+def logged_key(record: dict[str, Any]) -> NoticeKey:
+    return (
+        record["notice"],
+        record["incident"],
+        record.get("target"),
+        record.get("outcome"),
+        record.get("guardrail"),
+    )
+
+
+class Replica:
+    """One `oom-responder serve` process; each start is a new incarnation with its own identity and log."""
+
+    def __init__(self, index: int, *, config_file: Path, workdir: Path, collector_url: str) -> None:
         self.index = index
         self.config_file = config_file
         self.workdir = workdir
-        self.notices_file = workdir / f"notices-{index}.jsonl"
-        self.popen: subprocess.Popen[bytes] | None = None
-        self.port = 0
-
-    def start(self) -> None:
-        port_file = self.workdir / f"port-{self.index}-{secrets.token_hex(2)}"
-        log = (self.workdir / f"replica-{self.index}.log").open("ab")
-        self.popen = subprocess.Popen(
-            [sys.executable, str(REPLICA), str(self.config_file), str(port_file), str(self.notices_file)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        log.close()
-        self._port_file = port_file
-
-    async def wait_listening(self) -> None:
-        async def probe() -> int | None:
-            assert self.popen is not None
-            if self.popen.poll() is not None:
-                raise AssertionError(f"replica {self.index} exited: {self.log_tail()}")
-            return int(self._port_file.read_text()) if self._port_file.exists() else None
-
-        self.port = await incidents.wait_for(
-            probe, timeout_seconds=60, what=f"replica {self.index} listening"
-        )
+        self.collector_url = collector_url
+        self.incarnation = 0
+        self.process: asyncio.subprocess.Process | None = None
+        self.url = ""
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def identity(self) -> str:
+        """This incarnation's name: in ledgers (`by`) and in the collector's path."""
+        return f"replica-{self.index}-{self.incarnation}"
 
-    def kill(self, sig: signal.Signals) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            self.popen.send_signal(sig)
-            try:
-                self.popen.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.identity}.log"
+
+    async def start(self) -> None:
+        self.incarnation += 1
+        self.url = ""
+        with self.log_path.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                "oom-responder",
+                "serve",
+                "--config",
+                str(self.config_file),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env={
+                    **os.environ,
+                    "PYTHONUNBUFFERED": "1",
+                    "POD_NAME": self.identity,
+                    TOKEN_ENV: TOKEN,
+                    NOTICES_URL_ENV: f"{self.collector_url}/notices/{self.identity}",
+                },
+            )
+
+    def log_records(self, identity: str | None = None) -> list[dict[str, Any]]:
+        path = self.workdir / f"{identity}.log" if identity else self.log_path
+        records = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict):
+                    records.append(record)
+        return records
+
+    def logged_notices(self, identity: str) -> list[NoticeKey]:
+        """Every notice the incarnation handed to its notifiers (each is logged as it is queued)."""
+        return [logged_key(record) for record in self.log_records(identity) if "notice" in record]
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
+
+    async def wait_ready(self, session: aiohttp.ClientSession) -> None:
+        """Until the process logged where it listens and its /readyz says the API server answers."""
+
+        async def listening() -> str | None:
+            self._check_alive()
+            for record in self.log_records():
+                if record.get("message") == "listening":
+                    return f"http://{record['addresses'][0]}"
+            return None
+
+        self.url = await incidents.wait_for(
+            listening, timeout_seconds=90, interval_seconds=0.2, what=f"{self.identity} listening"
+        )
+
+        async def ready() -> bool | None:
+            self._check_alive()
+            async with session.get(f"{self.url}/readyz") as response:
+                return True if response.status == 200 else None
+
+        await incidents.wait_for(ready, timeout_seconds=90, what=f"{self.identity} ready")
+
+    def _check_alive(self) -> None:
+        if not self.alive:
+            raise AssertionError(f"{self.identity} exited: {self.log_tail()}")
 
     @property
     def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
+        return self.process is not None and self.process.returncode is None
 
-    def log_tail(self) -> str:
-        path = self.workdir / f"replica-{self.index}.log"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+    async def kill_9(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        await self.process.wait()
 
-    def notices(self) -> list[dict[str, Any]]:
-        if not self.notices_file.exists():
-            return []
-        return [json.loads(line) for line in self.notices_file.read_text().splitlines() if line.strip()]
+    async def stop(self) -> int:
+        """SIGTERM and wait (asynchronously: the collector in this loop must answer the final deliveries)."""
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return await asyncio.wait_for(self.process.wait(), timeout=SHUTDOWN_SECONDS + 30)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+            raise AssertionError(f"{self.identity} did not stop on SIGTERM: {self.log_tail()}") from None
 
 
 @pytest.fixture
@@ -112,13 +229,35 @@ def own_namespace(kube_plane: KubePlane) -> Iterator[str]:
 
 
 @pytest.fixture
-async def fleet(kube_plane: KubePlane, own_namespace: str, tmp_path: Path) -> AsyncIterator[Any]:
-    """`await start(budget) -> [Process] * 3`; every process is stopped at the end, whatever happens."""
-    processes: list[Process] = []
+async def collector(
+    aiohttp_server: Callable[..., Coroutine[Any, Any, test_utils.TestServer]],
+) -> AsyncIterator[tuple[Collector, str]]:
+    receiver = Collector()
+    served = await aiohttp_server(receiver.app)
+    yield receiver, str(served.make_url("")).rstrip("/")
 
-    async def start(budget: int) -> list[Process]:
+
+class Fleet:
+    """`await fleet.start(budget) -> [Replica] * 3`, all ready; `fleet.received` is what they notified."""
+
+    def __init__(self, start: Callable[[int], Awaitable[list[Replica]]], received: Collector) -> None:
+        self.start = start
+        self.received = received
+
+
+@pytest.fixture
+async def fleet(
+    kube_plane: KubePlane, own_namespace: str, tmp_path: Path, collector: tuple[Collector, str]
+) -> AsyncIterator[Fleet]:
+    """The three replicas, started on demand; every process is stopped at the end, whatever happens."""
+    replicas: list[Replica] = []
+    received, collector_url = collector
+
+    async def start(budget: int) -> list[Replica]:
         config = {
             "mode": "enforce",
+            "server": {"shutdown_timeout_seconds": SHUTDOWN_SECONDS},
+            "auth": {"mode": "bearer", "bearer_token_env": TOKEN_ENV},
             "kubernetes": {"kubeconfig": str(kube_plane.kubeconfig), "own_namespace": own_namespace},
             "guardrails": {
                 "budget": {"mutations": budget, "window_seconds": 3600},
@@ -126,29 +265,47 @@ async def fleet(kube_plane: KubePlane, own_namespace: str, tmp_path: Path) -> As
             },
             "verification": {"timeout_seconds": 10, "poll_seconds": 0.5},
             "queue": {"workers": 8},
-            "auth": {"mode": "none"},
+            "notifiers": {
+                "webhooks": [
+                    {
+                        "name": "collector",
+                        "url_env": NOTICES_URL_ENV,
+                        # One POST per notice, unpaced: the collector must see each notice on its own.
+                        "digest_after": 1000,
+                        "messages_per_second": 1000,
+                        "outbox_size": 1000,
+                        # Generous on a loaded machine: a retried POST after a timeout could arrive twice.
+                        "timeout_seconds": 30,
+                    }
+                ]
+            },
         }
-        config_file = tmp_path / "replica-config.json"
-        config_file.write_text(json.dumps(config), encoding="utf-8")
         settings.Settings.model_validate(config)  # fail here, not in three processes
+        config_file = tmp_path / "responder.yaml"
+        config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
         for index in range(3):
-            process = Process(index, config_file, tmp_path)
-            process.start()
-            processes.append(process)
-        await asyncio.gather(*(process.wait_listening() for process in processes))
-        return processes
+            replica = Replica(index, config_file=config_file, workdir=tmp_path, collector_url=collector_url)
+            replicas.append(replica)
+            await replica.start()
+        async with aiohttp.ClientSession() as session:
+            await asyncio.gather(*(replica.wait_ready(session) for replica in replicas))
+        return replicas
 
     try:
-        yield start
+        yield Fleet(start, received)
     finally:
-        for process in processes:
-            process.kill(signal.SIGTERM)
+        for replica in replicas:
+            if replica.alive:
+                with contextlib.suppress(AssertionError):
+                    await replica.stop()
 
 
-async def post(session: aiohttp.ClientSession, process: Process, body: dict[str, Any]) -> str:
+async def post(session: aiohttp.ClientSession, replica: Replica, body: dict[str, Any]) -> str:
     """POST like Alertmanager: "accepted" (2xx), or "retry" (5xx or no answer: Alertmanager resends)."""
     try:
-        async with session.post(f"{process.url}/webhook", json=body) as response:
+        async with session.post(
+            f"{replica.url}/webhook", json=body, headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as response:
             if 200 <= response.status < 300:
                 return "accepted"
             assert response.status >= 500, await response.text()
@@ -157,11 +314,11 @@ async def post(session: aiohttp.ClientSession, process: Process, body: dict[str,
         return "retry"
 
 
-async def wait_idle(session: aiohttp.ClientSession, processes: list[Process]) -> None:
+async def wait_idle(session: aiohttp.ClientSession, replicas: list[Replica]) -> None:
     """Until every live replica's queue is empty."""
 
-    async def depth(process: Process) -> float:
-        async with session.get(f"{process.url}/metrics") as response:
+    async def depth(replica: Replica) -> float:
+        async with session.get(f"{replica.url}/metrics") as response:
             text = await response.text()
         for line in text.splitlines():
             if line.startswith("oom_responder_queue_depth "):
@@ -169,10 +326,16 @@ async def wait_idle(session: aiohttp.ClientSession, processes: list[Process]) ->
         raise AssertionError("no queue depth metric")
 
     async def probe() -> bool | None:
-        depths = [await depth(process) for process in processes if process.alive]
+        depths = [await depth(replica) for replica in replicas if replica.alive]
         return True if all(value == 0 for value in depths) else None
 
     await incidents.wait_for(probe, timeout_seconds=240, interval_seconds=0.5, what="every queue drained")
+
+
+async def stop_all(replicas: list[Replica]) -> None:
+    """SIGTERM every live replica: each drains its queue and delivers its outbox before exiting 0."""
+    codes = await asyncio.gather(*(replica.stop() for replica in replicas if replica.alive))
+    assert codes == [0] * len(codes), [replica.log_tail() for replica in replicas]
 
 
 async def raises_per_workload(api: k8s.ApiClient, namespace: str, names: list[str]) -> dict[str, int]:
@@ -181,6 +344,15 @@ async def raises_per_workload(api: k8s.ApiClient, namespace: str, names: list[st
         entries = await support.ledger_of(api, namespace, name)
         counts[name] = sum(1 for entry in entries if entry.action is settings.Action.RAISE_MEMORY)
     return counts
+
+
+async def raisers(api: k8s.ApiClient, namespace: str, names: list[str]) -> dict[str, list[str]]:
+    """Per workload, the identities that wrote a raise into its ledger."""
+    result = {}
+    for name in names:
+        entries = await support.ledger_of(api, namespace, name)
+        result[name] = [entry.by for entry in entries if entry.action is settings.Action.RAISE_MEMORY]
+    return result
 
 
 async def remaining_tokens(kube_plane: KubePlane, own_namespace: str, budget: int) -> float:
@@ -200,25 +372,29 @@ async def remaining_tokens(kube_plane: KubePlane, own_namespace: str, budget: in
 
 
 async def test_same_and_distinct_alerts_on_three_replicas_respect_one_budget(
-    fleet: Any, kube_plane: KubePlane, kube_api: k8s.ApiClient, namespace: str, own_namespace: str
+    fleet: Fleet, kube_plane: KubePlane, kube_api: k8s.ApiClient, namespace: str, own_namespace: str
 ) -> None:
+    received = fleet.received
     budget = 8
     shared = [f"s{index}" for index in range(6)]
     distinct = [f"d{index}" for index in range(6)]
     pods = await support.stage_oom_killed(kube_api, namespace, shared + distinct)
-    processes = await fleet(budget)
+    replicas = await fleet.start(budget)
     now = datetime.datetime.now(datetime.UTC)
 
     def body(name: str) -> dict[str, Any]:
         return support.oom_payload([(namespace, pods[name]["metadata"]["name"])], starts_at=now)
 
+    def blocked_by_budget() -> set[str | None]:
+        return {target_key(notice) for notice in received.all_notices() if notice["guardrail"] == "budget"}
+
     async with aiohttp.ClientSession() as session:
         posts = []
         for index in range(6):
-            posts += [post(session, process, body(shared[index])) for process in processes]
-            posts.append(post(session, processes[index % 3], body(distinct[index])))
+            posts += [post(session, replica, body(shared[index])) for replica in replicas]
+            posts.append(post(session, replicas[index % 3], body(distinct[index])))
         assert set(await asyncio.gather(*posts)) == {"accepted"}
-        await wait_idle(session, processes)
+        await wait_idle(session, replicas)
 
         counts = await raises_per_workload(kube_api, namespace, shared + distinct)
         assert max(counts.values()) <= 1
@@ -226,32 +402,45 @@ async def test_same_and_distinct_alerts_on_three_replicas_respect_one_budget(
         assert 0 < raised <= budget
         tokens = await remaining_tokens(kube_plane, own_namespace, budget)
         assert raised + math.floor(tokens) <= budget
-        # Nothing lost: every workload not raised was reported blocked by the budget by some replica.
-        blocked = {
-            notice["target"]
-            for process in processes
-            for notice in process.notices()
-            if notice["guardrail"] == "budget"
-        }
+        # Nothing lost: every workload not raised was reported blocked by the budget by some replica. The
+        # report travels through each replica's outbox after its queue is empty, so it is waited for.
+        unraised = {f"{namespace}/Deployment/{name}" for name, count in counts.items() if count == 0}
+
+        async def all_reported() -> bool | None:
+            return True if unraised <= blocked_by_budget() else None
+
+        with contextlib.suppress(TimeoutError):
+            await incidents.wait_for(all_reported, timeout_seconds=120, what="budget refusals delivered")
+        blocked = blocked_by_budget()
         for name, count in counts.items():
             assert count == 1 or f"{namespace}/Deployment/{name}" in blocked, name
 
         # Alertmanager repeats every alert to every replica: still at most one raise each, budget still held.
-        repeats = [post(session, process, body(name)) for name in shared + distinct for process in processes]
+        repeats = [post(session, replica, body(name)) for name in shared + distinct for replica in replicas]
         assert set(await asyncio.gather(*repeats)) == {"accepted"}
-        await wait_idle(session, processes)
+        await wait_idle(session, replicas)
     again = await raises_per_workload(kube_api, namespace, shared + distinct)
     assert max(again.values()) <= 1
     assert sum(again.values()) <= budget
 
+    # A SIGTERM delivers what is still in the outbox: each replica's collector record is exactly what it logged.
+    await stop_all(replicas)
+    assert received.problems == []
+    for replica in replicas:
+        logged = replica.logged_notices(replica.identity)
+        assert logged, replica.identity
+        delivered = [delivered_key(notice) for notice in received.notices(replica.identity)]
+        assert collections.Counter(delivered) == collections.Counter(logged), replica.identity
+
 
 async def test_kill_9_mid_storm_and_restart_leaves_no_duplicate_and_loses_nothing(
-    fleet: Any, kube_api: k8s.ApiClient, namespace: str
+    fleet: Fleet, kube_api: k8s.ApiClient, namespace: str
 ) -> None:
+    received = fleet.received
     first = [f"a{index}" for index in range(6)]
     second = [f"b{index}" for index in range(6)]
     pods = await support.stage_oom_killed(kube_api, namespace, first + second)
-    processes = await fleet(100)
+    replicas = await fleet.start(100)
     now = datetime.datetime.now(datetime.UTC)
 
     def body(names: list[str]) -> dict[str, Any]:
@@ -260,28 +449,51 @@ async def test_kill_9_mid_storm_and_restart_leaves_no_duplicate_and_loses_nothin
         )
 
     async with aiohttp.ClientSession() as session:
-        statuses = await asyncio.gather(*(post(session, process, body(first)) for process in processes))
+        statuses = await asyncio.gather(*(post(session, replica, body(first)) for replica in replicas))
         assert statuses == ["accepted"] * 3
         # Crash one replica while the storm is being worked on.
-        processes[0].kill(signal.SIGKILL)
-        statuses = await asyncio.gather(*(post(session, process, body(second)) for process in processes))
+        killed = replicas[0].identity
+        await replicas[0].kill_9()
+        statuses = await asyncio.gather(*(post(session, replica, body(second)) for replica in replicas))
         # The dead one does not answer: Alertmanager keeps it for a retry.
         assert statuses == ["retry", "accepted", "accepted"]
-        processes[0].start()
-        await processes[0].wait_listening()
+        await replicas[0].start()
+        await replicas[0].wait_ready(session)
         # Alertmanager resends what it could not deliver, and repeats the rest.
         statuses = await asyncio.gather(
-            *(post(session, process, body(first + second)) for process in processes)
+            *(post(session, replica, body(first + second)) for replica in replicas)
         )
         assert statuses == ["accepted"] * 3
-        await wait_idle(session, processes)
+        await wait_idle(session, replicas)
 
     counts = await raises_per_workload(kube_api, namespace, first + second)
     assert counts == {name: 1 for name in first + second}
+
+    await stop_all(replicas)
+    assert received.problems == []
     done = [
-        notice["target"]
-        for process in processes
-        for notice in process.notices()
+        target_key(notice)
+        for notice in received.all_notices()
         if notice["kind"] == "action" and notice["outcome"] == "done"
     ]
     assert len(done) == len(set(done))
+    survivors = [replica.identity for replica in replicas]
+    # The killed process's outbox died with it: what it did deliver is only checked to be what it logged.
+    assert set(map(delivered_key, received.notices(killed))) <= set(replicas[0].logged_notices(killed))
+    # Every other incarnation was stopped with SIGTERM and so delivered every notice it logged...
+    for identity, replica in zip(survivors, replicas, strict=True):
+        delivered = [delivered_key(notice) for notice in received.notices(identity)]
+        assert collections.Counter(delivered) == collections.Counter(replica.logged_notices(identity)), (
+            identity
+        )
+    # ...including the "done" of each raise it wrote: no raise by a survivor went unreported.
+    for name, by in (await raisers(kube_api, namespace, first + second)).items():
+        assert len(by) == 1, (name, by)
+        if by[0] != killed:
+            assert by[0] in survivors, (name, by)
+            reported = {
+                target_key(notice)
+                for notice in received.notices(by[0])
+                if notice["kind"] == "action" and notice["outcome"] == "done"
+            }
+            assert f"{namespace}/Deployment/{name}" in reported, (name, by)
