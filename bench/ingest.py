@@ -65,6 +65,12 @@ def _start(target: str, *, port: int, workdir: Path) -> common.Proc:
         while time.perf_counter() < deadline and "listening" not in proc.tail():
             time.sleep(0.02)
         return proc
+    elif target == "service-warning-logs":
+        # The same service with per-alert INFO log lines off: what logging costs on the hot path.
+        config = common.write_config(workdir / "ingest-warning.yaml", {"logging": {"level": "WARNING"}})
+        proc = common.start(
+            common.service_command(config, port=port), name=f"service-w-{port}", env=common.service_env(), log_dir=workdir
+        )
     else:
         config = common.write_config(workdir / "ingest.yaml", {})
         proc = common.start(
@@ -90,8 +96,9 @@ def _closed(target: str, size: int, *, duration: float, warmup: float, use_wrk: 
         result["server_cpu_s"] = cpu
         ok = result["ok_rps"] * result["elapsed_s"]
         result["server_cpu_us_per_ok_webhook"] = cpu / ok * 1e6 if ok else None
-        result["queue_pending_after"] = _queue_pending(port) if target == "service" else None
-        if target == "service":
+        is_service = target.startswith("service")
+        result["queue_pending_after"] = _queue_pending(port) if is_service else None
+        if is_service:
             result["drain_s"] = _wait_drained(port, timeout=120)
         result["rss_mb_after"] = common.rss_bytes(proc.pid) / 2**20
     finally:
@@ -128,6 +135,7 @@ def run(*, quick: bool) -> dict[str, Any]:
             "loadgen": _closed("null", size, duration=duration, warmup=warmup, use_wrk=False, workdir=workdir),
         }
     closed: dict[str, dict[str, list[dict[str, Any]]]] = {"baseline": {}, "service": {}}
+    # Sizes outermost, targets alternating within: drift (other work on the machine) hits both alike.
     for rep in range(repeats):
         order = ("baseline", "service") if rep % 2 == 0 else ("service", "baseline")
         for size in SIZES:
@@ -135,7 +143,7 @@ def run(*, quick: bool) -> dict[str, Any]:
                 run_ = _closed(target, size, duration=duration, warmup=warmup, use_wrk=use_wrk, workdir=workdir)
                 closed[target].setdefault(str(size), []).append(run_)
     rows = []
-    latency: dict[str, dict[str, Any]] = {"baseline": {}, "service": {}}
+    latency: dict[str, dict[str, Any]] = {"baseline": {}, "service": {}, "null": {}}
     for size in SIZES:
         row: dict[str, Any] = {"alerts_per_webhook": size}
         for target in ("baseline", "service"):
@@ -147,7 +155,19 @@ def run(*, quick: bool) -> dict[str, Any]:
             )
             row[f"{target}_non_2xx"] = sum(_non_2xx(r) for r in runs)
         row["ratio"] = row["service_webhooks_per_s"] / row["baseline_webhooks_per_s"]
+        variant = _closed(
+            "service-warning-logs", size, duration=duration, warmup=warmup, use_wrk=use_wrk, workdir=workdir
+        )
+        closed.setdefault("service-warning-logs", {})[str(size)] = [variant]
+        row["service_warning_logs_webhooks_per_s"] = variant["ok_rps"]
+        row["service_warning_logs_cpu_us_per_webhook"] = variant["server_cpu_us_per_ok_webhook"]
         row["cpu_ratio"] = row["baseline_cpu_us_per_webhook"] / row["service_cpu_us_per_webhook"]
+        # The floor of the latency measurement itself: the generator against the null server at the same rate.
+        floor = _open(
+            "null", size, rate=row["service_webhooks_per_s"] / 2, duration=duration, warmup=warmup, workdir=workdir
+        )
+        latency.setdefault("null", {})[str(size)] = floor
+        row["generator_floor_ack_p99_ms"] = floor["latency_ms"].get("p99")
         for target in ("baseline", "service"):
             rate = row[f"{target}_webhooks_per_s"] / 2
             lat = _open(target, size, rate=rate, duration=duration, warmup=warmup, workdir=workdir)

@@ -106,6 +106,24 @@ def _ingest(data: dict[str, Any], out: Path) -> list[str]:
         )
         + ". Where the ceiling is not well above the baseline's rate, the baseline figure (and so the ratio) is a "
         "lower bound on what the stack can do.",
+        "",
+        "What the service's per-alert INFO log lines cost (same service, `logging.level: WARNING`, one run each):",
+        "",
+        _table(
+            ["alerts/webhook", "service webhooks/s", "with WARNING logs", "CPU µs/webhook", "with WARNING logs",
+             "latency floor at the service's half rate: generator → null server p99 (ms)"],
+            [
+                [
+                    r["alerts_per_webhook"],
+                    r["service_webhooks_per_s"],
+                    r.get("service_warning_logs_webhooks_per_s"),
+                    r["service_cpu_us_per_webhook"],
+                    r.get("service_warning_logs_cpu_us_per_webhook"),
+                    r.get("generator_floor_ack_p99_ms"),
+                ]
+                for r in rows
+            ],
+        ),
     ]
     plt = _plt()
     if plt is not None:

@@ -42,8 +42,9 @@ def _ready_time(cmd: list[str], *, port: int, workdir: Path, env: dict[str, str]
 def _import_profile(workdir: Path) -> list[dict[str, Any]]:
     """Top cumulative import times of the serve command's modules (python -X importtime)."""
     code = (
-        "import responder.cli, responder.commands.serving as s, responder.web.app, responder.config, "
-        "responder.logs, responder.metrics"
+        "import responder.cli, responder.commands.serving, responder.web.app, responder.config, "
+        "responder.logs, responder.metrics, responder.engine.processing, responder.engine.notifying, "
+        "responder.kube.client, responder.kube.state"
     )
     out = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, cwd=common.REPO, check=False
@@ -65,6 +66,7 @@ def _import_profile(workdir: Path) -> list[dict[str, Any]]:
 
 def run(*, quick: bool) -> dict[str, Any]:
     repeats = 3 if quick else 10
+    notes: list[str] = []
     workdir = Path(tempfile.mkdtemp(prefix="oom-bench-startup-"))
     config = common.write_config(workdir / "startup.yaml", {})
     samples: dict[str, list[float]] = {"python -c pass": [], "import aiohttp": [], "bare aiohttp app": [], "service": []}
@@ -84,6 +86,27 @@ def run(*, quick: bool) -> dict[str, Any]:
         )
         samples["service"].append(t)
         rss["service"].append(r)
+    # The service as deployed: with a cluster (readiness follows the API server), on the test control plane.
+    try:
+        from bench import cluster  # noqa: PLC0415
+
+        with cluster.plane() as kube:
+            kube.create_namespace(cluster.OWN_NAMESPACE)
+            with_cluster = cluster.service_config(workdir, kube, qps=20, burst=40)
+            with_cluster.write_text(with_cluster.read_text().replace("mode: enforce", "mode: dry-run"))
+            samples["service with a cluster"] = []
+            rss["service with a cluster"] = []
+            for _ in range(repeats):
+                port = common.free_port()
+                t, r = _ready_time(
+                    common.service_command(with_cluster, port=port), port=port, workdir=workdir, env=common.service_env()
+                )
+                samples["service with a cluster"].append(t)
+                rss["service with a cluster"].append(r)
+    except Exception as e:  # no control plane here: the figures without one still stand
+        samples.pop("service with a cluster", None)
+        rss.pop("service with a cluster", None)
+        notes.append(f"service with a cluster: not measured ({type(e).__name__}: {e})"[:300])
     rows = [
         {
             "what": name,
@@ -94,14 +117,17 @@ def run(*, quick: bool) -> dict[str, Any]:
         }
         for name, values in samples.items()
     ]
-    service_p50 = statistics.median(samples["service"])
+    service_p50 = max(
+        statistics.median(samples["service"]), statistics.median(samples.get("service with a cluster") or [0.0])
+    )
     return {
         "settings": {"repeats": repeats, "poll_interval_s": 0.005, "service_command": common.service_command(config, port=0)[1:]},
         "rows": rows,
         "samples": samples,
         "imports": _import_profile(workdir),
+        "notes": notes,
         "targets": [
-            {"name": "start → /readyz 200 (p50)", "target": "<= 1.5 s", "measured": service_p50, "ok": service_p50 <= 1.5}
+            {"name": "start → /readyz 200 (p50, worse of without/with a cluster)", "target": "<= 1.5 s", "measured": service_p50, "ok": service_p50 <= 1.5}
         ],
     }
 
