@@ -550,7 +550,13 @@ class Processor:
         elif action is settings.Action.SCALE_OUT:
             carry_out = scale_out.carry_out
         elif action is settings.Action.EVICT_POD:
-            carry_out = evict_pod.carry_out
+            return await evict_pod.carry_out(
+                self.kube,
+                snapshot=snapshot,
+                mutation=mutation,
+                dry_run=self.dry_run,
+                conflict_attempts=self.settings.kubernetes.conflict_attempts,
+            )
         else:
             carry_out = rollout_restart.carry_out
         return await carry_out(self.kube, snapshot=snapshot, mutation=mutation, dry_run=self.dry_run)
@@ -720,25 +726,13 @@ class Processor:
         """Write the verdict into the ledger entry (and, for a revert, the previous values) atomically."""
         if result is entry.result and extra is None:
             return
-        for _ in range(self.settings.kubernetes.conflict_attempts):
-            workload = await self.kube.get(fetching.workload_path(target))
-            snapshot = planning.WorkloadSnapshot(
-                target=target,
-                workload=workload,
-                ledger=tuple(
-                    ledgers.load(
-                        ((workload.get("metadata") or {}).get("annotations") or {}).get(ledgers.ANNOTATION)
-                    )
-                ),
-            )
-            body = planning.ledger_patch(snapshot, planning.with_result(snapshot.ledger, entry, result))
-            if extra:
-                body = {**body, **extra}
-            try:
-                await patching.patch_workload(self.kube, target, body)
-            except errors.KubeConflict:
-                continue
-            return
+        await patching.update_ledger(
+            self.kube,
+            target,
+            lambda entries: planning.with_result(entries, entry, result),
+            attempts=self.settings.kubernetes.conflict_attempts,
+            extra=extra,
+        )
 
     # ---- reporting ---------------------------------------------------------------------------------------
 

@@ -10,10 +10,11 @@ validation and admission and persists nothing. It decides nothing.
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from responder.kube import client, fetching
-from responder.models import quantities, targets
+from responder.kube import client, errors, fetching
+from responder.models import ledgers, quantities, targets
 
 __all__ = [
     "create_pod_dry_run",
@@ -21,7 +22,10 @@ __all__ = [
     "patch_hpa",
     "patch_workload",
     "resize_pod",
+    "update_ledger",
 ]
+
+LedgerChange = Callable[[list[ledgers.LedgerEntry]], list[ledgers.LedgerEntry] | None]
 
 
 async def patch_workload(
@@ -74,3 +78,45 @@ async def resize_pod(
         resources["requests"] = {"memory": quantities.format_bytes(request_bytes)}
     body = {"spec": {"containers": [{"name": container, "resources": resources}]}}
     return await kube.patch(f"{fetching.pod_path(namespace, name)}/resize", body, dry_run=dry_run)
+
+
+async def update_ledger(
+    kube: client.Kube,
+    target: targets.Target,
+    change: LedgerChange,
+    *,
+    attempts: int,
+    extra: Mapping[str, Any] | None = None,
+) -> bool:
+    """Read the workload, change its ledger, write it back under the resourceVersion just read.
+
+    For ledger writes that follow an action already taken (the eviction's record, a verification result, a
+    notification thread): a 409 means someone wrote in between, so read again and redo rather than re-plan.
+    `change` returns None when there is nothing to write (e.g. the entry is already there). `extra` is merged
+    into the same PATCH (a revert's container limits). True when written.
+    """
+    path = fetching.workload_path(target)
+    for _ in range(attempts):
+        try:
+            workload = await kube.get(path)
+        except errors.KubeNotFound:
+            return False
+        metadata = workload.get("metadata") or {}
+        updated = change(ledgers.load((metadata.get("annotations") or {}).get(ledgers.ANNOTATION)))
+        if updated is None:
+            return False
+        body: dict[str, Any] = {
+            "metadata": {
+                "resourceVersion": metadata.get("resourceVersion"),
+                "annotations": {ledgers.ANNOTATION: ledgers.dump(updated)},
+            },
+            **(extra or {}),
+        }
+        try:
+            await kube.patch(path, body)
+        except errors.KubeConflict:
+            continue
+        except errors.KubeNotFound:
+            return False
+        return True
+    return False

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import cachetools
 
-from responder.kube import client, errors, fetching
+from responder.kube import client, errors, patching
 from responder.models import ledgers, notices, targets
 
 __all__ = ["ThreadKeeper", "find_thread", "store_thread", "with_thread"]
@@ -58,35 +58,15 @@ async def store_thread(
 ) -> bool:
     """Write `ts` into the ledger entry of `occurrence` on the workload; True when written.
 
-    Read, change the ledger, merge-patch it with the resourceVersion just read; a 409 means someone (a
-    mitigation, another replica) wrote in between: read again and redo, up to `conflict_attempts` times.
+    A 409 means someone (a mitigation, another replica) wrote in between: `patching.update_ledger` reads
+    again and redoes it, up to `conflict_attempts` times.
     """
-    path = fetching.workload_path(target)
-    for _ in range(conflict_attempts):
-        try:
-            workload = await kube.get(path)
-        except errors.KubeNotFound:
-            return False
-        metadata = workload.get("metadata") or {}
-        annotations = metadata.get("annotations") or {}
-        updated = with_thread(ledgers.load(annotations.get(ledgers.ANNOTATION)), occurrence, ts)
-        if updated is None:
-            return False
-        body = {
-            "metadata": {
-                "resourceVersion": metadata.get("resourceVersion"),
-                "annotations": {ledgers.ANNOTATION: ledgers.dump(updated)},
-            }
-        }
-        try:
-            await kube.patch(path, body, content_type=client.MERGE_PATCH)
-        except errors.KubeConflict:
-            continue
-        except errors.KubeNotFound:
-            return False
+    if await patching.update_ledger(
+        kube, target, lambda entries: with_thread(entries, occurrence, ts), attempts=conflict_attempts
+    ):
         return True
-    logger.warning(
-        "could not keep the Slack thread in the ledger: it kept changing",
+    logger.info(
+        "Slack thread kept in memory only: no ledger entry for it, the workload is gone, or it kept changing",
         extra={"target": target.key, "incident": occurrence},
     )
     return False

@@ -2,24 +2,43 @@
 
 Stage: act. Runbook RB-010 solution 4. The eviction goes first: a PodDisruptionBudget may refuse it (429,
 `errors.KubePdbBlocked`), and a refused eviction must not leave a ledger entry that would put the workload
-in cooldown. The ledger entry follows under the workload's resourceVersion; a replica that loses that race
-finds the pod already terminating when it re-plans. A bare pod keeps no ledger: it is going away.
+in cooldown. The ledger entry follows. It is appended to a fresh read rather than written under the
+resourceVersion planned from: the eviction itself makes the controller update the workload's status (a
+DaemonSet's at once), so that precondition would fail and the record of an eviction already done would be
+lost. A replica racing on the same occurrence finds the entry there and adds none. A bare pod keeps no
+ledger: it is going away.
 """
 
 from __future__ import annotations
 
 from responder.kube import client, patching
 from responder.logic import planning
-from responder.models import targets
+from responder.models import ledgers, targets
 
 __all__ = ["carry_out"]
 
 
 async def carry_out(
-    kube: client.Kube, *, snapshot: planning.WorkloadSnapshot, mutation: planning.Mutation, dry_run: bool
+    kube: client.Kube,
+    *,
+    snapshot: planning.WorkloadSnapshot,
+    mutation: planning.Mutation,
+    dry_run: bool,
+    conflict_attempts: int,
 ) -> client.Body:
     assert mutation.evict_pod is not None
     await patching.evict_pod(kube, snapshot.target.namespace, mutation.evict_pod, dry_run=dry_run)
     if snapshot.target.kind is targets.WorkloadKind.POD:
         return dict(snapshot.workload)
-    return await patching.patch_workload(kube, snapshot.target, mutation.workload_patch, dry_run=dry_run)
+    if dry_run:
+        return await patching.patch_workload(kube, snapshot.target, mutation.workload_patch, dry_run=True)
+
+    def record(entries: list[ledgers.LedgerEntry]) -> list[ledgers.LedgerEntry] | None:
+        if any(
+            e.occurrence == mutation.entry.occurrence and e.action is mutation.entry.action for e in entries
+        ):
+            return None
+        return ledgers.append(entries, mutation.entry)
+
+    await patching.update_ledger(kube, snapshot.target, record, attempts=conflict_attempts)
+    return dict(snapshot.workload)
