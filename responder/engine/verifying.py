@@ -60,12 +60,25 @@ def judge(kind: targets.WorkloadKind, workload: Body, *, generation: int) -> Ver
         if updated >= wanted and total == updated and available >= updated:
             return Verdict(decisions.Outcome.DONE, f"{updated} of {wanted} replicas updated and available")
         return None
+    if kind in (targets.WorkloadKind.STATEFUL_SET, targets.WorkloadKind.DAEMON_SET) and (
+        (spec.get("updateStrategy") or {}).get("type") == "OnDelete"
+    ):
+        # OnDelete: the controller replaces no pod; each takes the new template when it is next deleted.
+        # Once the controller has seen the change there is nothing left to follow (waiting would only time
+        # out, and a revert would undo a change that was accepted).
+        return Verdict(
+            decisions.Outcome.DONE,
+            "OnDelete update strategy: pods take the change when they are next deleted",
+        )
     if kind is targets.WorkloadKind.STATEFUL_SET:
         wanted = int(spec.get("replicas", 1))
         ready = int(status.get("readyReplicas") or 0)
         updated = int(status.get("updatedReplicas") or 0)
+        # A partitioned rolling update only replaces the pods with an ordinal >= partition (a staged
+        # rollout): the others keep the current revision by design, so the revisions never converge.
+        partition = int(((spec.get("updateStrategy") or {}).get("rollingUpdate") or {}).get("partition") or 0)
         same_revision = status.get("updateRevision") in (None, status.get("currentRevision"))
-        if ready >= wanted and updated >= wanted and same_revision:
+        if ready >= wanted and updated >= max(0, wanted - partition) and (same_revision or partition > 0):
             return Verdict(decisions.Outcome.DONE, f"{ready} of {wanted} replicas updated and ready")
         return None
     if kind is targets.WorkloadKind.DAEMON_SET:
