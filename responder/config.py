@@ -7,6 +7,7 @@ The edge between the file system and `responder.models.settings`: YAML in, a val
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -21,6 +22,7 @@ __all__ = [
     "SecretError",
     "describe_errors",
     "format_location",
+    "load_for_command",
     "load_settings",
     "parse_settings",
     "read_secret",
@@ -110,6 +112,20 @@ def load_settings(path: str | os.PathLike[str] | None) -> settings.Settings:
         problem = getattr(e, "problem", None) or str(e)
         raise ConfigError([f"{file}: not valid YAML{where}: {problem}"]) from e
     return parse_settings(data, source=str(file))
+
+
+def load_for_command(path: str | None) -> settings.Settings | None:
+    """Settings for a CLI command: `path`, else $OOM_RESPONDER_CONFIG, else the defaults.
+
+    On problems, prints one `config: key.path: message` line each to stderr and returns None: the command
+    then exits 2.
+    """
+    try:
+        return load_settings(path or os.environ.get(CONFIG_ENV))
+    except ConfigError as e:
+        for problem in e.problems:
+            print(f"config: {problem}", file=sys.stderr)
+        return None
 
 
 def read_secret(*, file: str | None, env: str | None, environ: Mapping[str, str] | None = None) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from typing import TextIO
 
@@ -21,18 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os  # noqa: PLC0415 - command modules import inside run()
-
     from responder import config as config_mod  # noqa: PLC0415
 
-    path = args.config or os.environ.get("OOM_RESPONDER_CONFIG")
-    if not path:
+    if not (args.config or os.environ.get(config_mod.CONFIG_ENV)):
         print("doctor: --config FILE (or OOM_RESPONDER_CONFIG) is required", file=sys.stderr)
         return 2
-    try:
-        loaded = config_mod.load_settings(path)
-    except Exception as e:
-        print(f"doctor: {e}", file=sys.stderr)
+    loaded = config_mod.load_for_command(args.config)
+    if loaded is None:
         return 2
     return asyncio.run(diagnose(loaded, out=sys.stdout))
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import getpass
-import os
 import socket
 import sys
 
@@ -39,12 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from responder import config, metrics  # noqa: PLC0415
     from responder.kube import client, errors, state  # noqa: PLC0415
 
-    path = args.config or os.environ.get(config.CONFIG_ENV)
-    try:
-        settings = config.load_settings(path)
-    except config.ConfigError as e:
-        for problem in e.problems:
-            print(f"config: {problem}", file=sys.stderr)
+    settings = config.load_for_command(args.config)
+    if settings is None:
         return 2
     paused: bool = args.paused
     by: str = args.by or _who()

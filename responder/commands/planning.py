@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -316,12 +315,8 @@ def run(args: argparse.Namespace) -> int:
 
     from responder import config as config_mod  # noqa: PLC0415
 
-    path = args.config or os.environ.get(config_mod.CONFIG_ENV)
-    try:
-        config = config_mod.load_settings(path)
-    except config_mod.ConfigError as e:
-        for problem in e.problems:
-            print(f"config: {problem}", file=sys.stderr)
+    config = config_mod.load_for_command(args.config)
+    if config is None:
         return 2
     try:
         text = sys.stdin.read() if args.payload == "-" else open(args.payload, encoding="utf-8").read()  # noqa: SIM115

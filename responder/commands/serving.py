@@ -237,14 +237,10 @@ async def serve(
 def run(args: argparse.Namespace) -> int:
     from responder import config, logs  # noqa: PLC0415
 
-    path = args.config or os.environ.get(config.CONFIG_ENV)
-    try:
-        settings = config.load_settings(path)
-    except config.ConfigError as e:
-        for problem in e.problems:
-            print(f"config: {problem}", file=sys.stderr)
+    settings = config.load_for_command(args.config)
+    if settings is None:
         return 2
     logs.configure(format=args.log_format or settings.logging.format, level=settings.logging.level)
-    if path is None:
+    if not (args.config or os.environ.get(config.CONFIG_ENV)):
         logger.warning("no config file given (--config or $%s): using the defaults", config.CONFIG_ENV)
     return asyncio.run(serve(settings, host=args.host, port=args.port))
