@@ -662,20 +662,37 @@ class Processor:
                 poll_seconds=self.settings.verification.poll_seconds,
             )
             reverted = ""
+            change = mutation.memory
             revert = (
                 verdict.outcome is decisions.Outcome.FAILED
-                and mutation.memory is not None
+                and change is not None
                 and isinstance(options, settings.RaiseMemory)
                 and options.revert_on_failure
             )
-            await self._record_result(
-                target,
-                mutation.entry,
-                verdict.outcome,
-                extra=planning.memory_revert_patch(mutation.memory) if revert and mutation.memory else None,
-            )
-            if revert and mutation.memory is not None:
-                reverted = f" Reverted to {mutation.plan.from_value}."
+            if revert and change is not None:
+                current: list[bool] = []
+
+                def revert_patch(workload: client.Body) -> dict[str, object] | None:
+                    # Read with the write it goes into: someone may have changed the limit while the rollout
+                    # was followed, and writing the old value over theirs would undo a fix.
+                    current[:] = [
+                        planning.still_raised(
+                            planning.WorkloadSnapshot(target=target, workload=workload), change
+                        )
+                    ]
+                    return planning.memory_revert_patch(change) if current[0] else None
+
+                written = await self._record_result(
+                    target, mutation.entry, verdict.outcome, extra_for=revert_patch
+                )
+                if not written:
+                    reverted = " Not reverted: the workload could not be written."
+                elif current == [True]:
+                    reverted = f" Reverted to {mutation.plan.from_value}."
+                else:
+                    reverted = " Not reverted: the limit was changed since the raise."
+            else:
+                await self._record_result(target, mutation.entry, verdict.outcome)
         except errors.KubeError as e:
             verdict = verifying.Verdict(
                 decisions.Outcome.FAILED, f"could not follow the rollout: {e.message}"
@@ -721,17 +738,20 @@ class Processor:
         entry: ledgers.LedgerEntry,
         result: decisions.Outcome,
         *,
-        extra: dict[str, object] | None,
-    ) -> None:
-        """Write the verdict into the ledger entry (and, for a revert, the previous values) atomically."""
-        if result is entry.result and extra is None:
-            return
-        await patching.update_ledger(
+        extra: dict[str, object] | None = None,
+        extra_for: Callable[[client.Body], dict[str, object] | None] | None = None,
+    ) -> bool:
+        """Write the verdict into the ledger entry (and, for a revert, the previous values) atomically; False
+        when nothing was written (the workload is gone, or kept changing)."""
+        if result is entry.result and extra is None and extra_for is None:
+            return False
+        return await patching.update_ledger(
             self.kube,
             target,
             lambda entries: planning.with_result(entries, entry, result),
             attempts=self.settings.kubernetes.conflict_attempts,
             extra=extra,
+            extra_for=extra_for,
         )
 
     # ---- reporting ---------------------------------------------------------------------------------------

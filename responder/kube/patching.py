@@ -87,13 +87,15 @@ async def update_ledger(
     *,
     attempts: int,
     extra: Mapping[str, Any] | None = None,
+    extra_for: Callable[[client.Body], Mapping[str, Any] | None] | None = None,
 ) -> bool:
     """Read the workload, change its ledger, write it back under the resourceVersion just read.
 
     For ledger writes that follow an action already taken (the eviction's record, a verification result, a
     notification thread): a 409 means someone wrote in between, so read again and redo rather than re-plan.
     `change` returns None when there is nothing to write (e.g. the entry is already there). `extra` is merged
-    into the same PATCH (a revert's container limits). True when written.
+    into the same PATCH (a revert's container limits); `extra_for(workload)` computes it from the object just
+    read instead (a revert only while the raised limit is still there). True when written.
     """
     path = fetching.workload_path(target)
     for _ in range(attempts):
@@ -111,6 +113,7 @@ async def update_ledger(
                 "annotations": {ledgers.ANNOTATION: ledgers.dump(updated)},
             },
             **(extra or {}),
+            **((extra_for(workload) or {}) if extra_for is not None else {}),
         }
         try:
             await kube.patch(path, body)

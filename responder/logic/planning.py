@@ -38,6 +38,7 @@ __all__ = [
     "propose",
     "raised_limit",
     "scaled_replicas",
+    "still_raised",
     "with_result",
 ]
 
@@ -200,6 +201,19 @@ def memory_revert_patch(change: MemoryChange) -> Patch:
             request=change.request_from if change.request_to is not None else None,
         )
     )
+
+
+def still_raised(snapshot: WorkloadSnapshot, change: MemoryChange) -> bool:
+    """Whether the container still has the limit the raise wrote: a revert must not undo a later change
+    (a person's, or another raise) made while the rollout was being followed."""
+    for container in snapshot.template_spec.get("containers") or []:
+        if container.get("name") == change.container:
+            raw = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+            try:
+                return raw is not None and quantities.parse_bytes(raw) == change.limit_to
+            except ValueError:
+                return False
+    return False
 
 
 def _format_or_none(value: int | None) -> str | None:

@@ -6,7 +6,7 @@ Aspects covered:
   but not the rolling update's second new pod: the ReplicaSet reports FailedCreate): the verification
   reports it (a VERIFICATION notice, the ledger entry's result, a Warning Event, the failed counter);
 * `raise_memory.revert_on_failure`: the same failed rollout writes the previous limit back and the old
-  pods come back;
+  pods come back; a limit someone changed while the rollout was followed is not overwritten;
 * `raise_memory.resize_in_place`: the running pod of an `OnDelete` StatefulSet (which the template change
   does not replace) gets the new limit through `pods/resize`, and completes when the kubelet reports it;
 * `raise_memory.check_vpa`: a VerticalPodAutoscaler in `Auto` mode makes the raise skip (vpa_managed); one
@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
+from responder.engine import verifying
 from responder.models import decisions, ledgers, notices
 from tests.integration.mitigations.conftest import Responder
 from tests.kubeplane import incidents
@@ -137,6 +138,41 @@ async def test_a_raise_whose_rollout_fails_is_reverted_with_revert_on_failure(
         return {p["spec"]["containers"][0]["resources"]["limits"]["memory"] for p in pods} == {"128Mi"}
 
     assert await incidents.wait_for(back_to_the_old_limit, timeout_seconds=60, what="the old pods back")
+
+
+async def test_a_failed_raise_is_not_reverted_over_a_limit_someone_changed_meanwhile(
+    kube_api: client.ApiClient, namespace: str, responder_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    responder: Responder = await responder_factory(playbooks=[raise_book(revert_on_failure=True)])
+    await deployment_with_a_quota_too_small_for_its_rollout(kube_api, namespace)
+    labels = await oom_labels(kube_api, namespace, "web", 2)
+    follow = verifying.follow
+
+    async def a_person_sets_the_limit_meanwhile(*args: Any, **kwargs: Any) -> verifying.Verdict:
+        verdict = await follow(*args, **kwargs)
+        # Someone fixes the limit by hand before the verdict is recorded (the hook only picks the moment: after
+        # the failure was seen, so that their own rollout cannot make this one look complete).
+        fix = {
+            "spec": {
+                "template": {
+                    "spec": {"containers": [{"name": "app", "resources": {"limits": {"memory": "160Mi"}}}]}
+                }
+            }
+        }
+        await client.AppsV1Api(kube_api).patch_namespaced_deployment("web", namespace, fix)
+        return verdict
+
+    monkeypatch.setattr(verifying, "follow", a_person_sets_the_limit_meanwhile)
+
+    await responder.post("OOMKilled", labels)
+
+    deployment = await read_deployment(kube_api, namespace, "web")
+    assert memory_limit(deployment) == "160Mi"
+    [entry] = ledger_of(deployment)
+    assert (entry.to_value, entry.result) == ("228Mi", decisions.Outcome.FAILED)
+    [verdict] = verifications(responder)
+    assert verdict.outcome is decisions.Outcome.FAILED
+    assert "Not reverted" in verdict.detail
 
 
 async def test_resize_in_place_raises_the_running_pod_of_an_on_delete_statefulset(

@@ -8,7 +8,8 @@ Aspects covered:
 * scale_out: `+N` and `+P%`; capped; an HPA's minReplicas raised instead (never above its maxReplicas);
   DaemonSets fall through to the next action (evict_pod);
 * every workload body carries the change, the appended ledger and the resourceVersion precondition;
-* capture_diagnostics and escalate are carried out in addition; the dry-run pod and the revert body.
+* capture_diagnostics and escalate are carried out in addition; the dry-run pod, the revert body and
+  whether a revert still applies (only while the raised limit is there).
 """
 
 from __future__ import annotations
@@ -308,6 +309,14 @@ def test_the_revert_body_writes_the_previous_values_back() -> None:
         "limits": {"memory": "1Gi"},
         "requests": {"memory": "1Gi"},
     }
+
+
+def test_a_revert_applies_only_while_the_raised_limit_is_still_there() -> None:
+    change = planning.MemoryChange("app", 1024 * MI, 1229 * MI, 1024 * MI, 1229 * MI)
+    assert planning.still_raised(snapshot(make_workload(limit="1229Mi", request="1229Mi")), change)
+    # Someone set another limit while the rollout was being followed: theirs stays.
+    assert not planning.still_raised(snapshot(make_workload(limit="2Gi", request="1229Mi")), change)
+    assert not planning.still_raised(snapshot(make_workload(limit="1Gi", request="1Gi")), change)
 
 
 def test_a_verification_result_updates_only_its_own_entry() -> None:
