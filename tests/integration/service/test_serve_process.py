@@ -60,7 +60,9 @@ class Service:
 
     async def wait_listening(self) -> None:
         waiter = asyncio.ensure_future(self._listening.wait())
-        done, _ = await asyncio.wait({waiter, self._reader}, timeout=DEADLINE_SECONDS)
+        done, _ = await asyncio.wait(
+            {waiter, self._reader}, timeout=DEADLINE_SECONDS, return_when=asyncio.FIRST_COMPLETED
+        )
         waiter.cancel()
         assert self._listening.is_set(), f"the service never listened; logs: {self.logs}"
         assert done
