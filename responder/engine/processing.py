@@ -725,9 +725,9 @@ class Processor:
             run,
             action,
             verdict.outcome,
-            decisions.Reason.ALLOWED
+            decisions.Reason.ROLLOUT_COMPLETE
             if verdict.outcome is decisions.Outcome.DONE
-            else decisions.Reason.API_ERROR,
+            else decisions.Reason.ROLLOUT_FAILED,
             f"verification: {detail}",
             verb="verify",
         )

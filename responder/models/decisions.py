@@ -59,6 +59,9 @@ class Reason(enum.StrEnum):
     INVALID = "invalid"
     CONFLICT = "conflict"
     API_ERROR = "api_error"
+    # Verification of a written change.
+    ROLLOUT_COMPLETE = "rollout_complete"
+    ROLLOUT_FAILED = "rollout_failed"
     # A guardrail said no (the guardrail itself is in Decision.guardrail).
     GUARDRAIL = "guardrail"
     # Go ahead.
