@@ -74,6 +74,8 @@ def _for_action(spec: settings.ActionSpec) -> list[Permission]:
         return [
             Permission("", "pods", "eviction", "create", "evict the hot pod (PDBs honoured)"),
             *(Permission(g, r, "", "patch", "record the eviction in the ledger") for g, r in _WORKLOADS),
+            # A Job's pod: the Job is the top-level workload and carries the ledger entry.
+            Permission("batch", "jobs", "", "patch", "record the eviction in the Job's ledger"),
         ]
     if action is settings.Action.ROLLOUT_RESTART:
         return [
