@@ -168,6 +168,7 @@ def _startup(data: dict[str, Any], out: Path) -> list[str]:
             ],
         ),
     ]
+    md += [f"- {note}" for note in data.get("notes", [])]
     if data.get("imports"):
         md += [
             "",
@@ -184,28 +185,52 @@ def _startup(data: dict[str, Any], out: Path) -> list[str]:
 def _memory(data: dict[str, Any], out: Path) -> list[str]:
     s = data["settings"]
     md = [
-        f"{s['alerts']:,} alerts with distinct fingerprints, {s['alerts_per_webhook']} per webhook, through the "
-        f"service in dry-run ({s.get('pipeline', '')}); RSS sampled from /proc/<pid>/status every "
-        f"{s['sample_every']:,} alerts. Caches as configured: {s.get('caches', '')}.",
+        f"{s['alerts']:,} alerts with distinct fingerprints, {s['alerts_per_webhook']} per webhook, through "
+        f"`oom-responder serve` in dry-run without a cluster ({s.get('pipeline', '')}); RSS (VmRSS) sampled every "
+        f"0.5 s, about every {s['sample_every']:,} alerts. Caches as configured: {s.get('caches', '')}. "
+        f"Webhook answers: {data.get('statuses')}.",
         "",
         _table(
             ["point", "alerts processed", "RSS (MB)"],
             [[p["label"], p["alerts"], p["rss_mb"]] for p in data["points"]],
         ),
     ]
+    pipe = data.get("pipeline") or {}
+    if pipe.get("error"):
+        md += ["", f"Through the real pipeline (control plane): not measured: {pipe['error']}"]
+    elif pipe:
+        md += [
+            "",
+            f"Through the real pipeline: the Processor in dry-run against the test control plane, "
+            f"{pipe['alerts']:,} alerts for pods that do not exist (each is read, 404, the namespace's ledgers "
+            f"are looked through, and it is skipped as target-not-found): {pipe['kube_requests']:,.0f} API "
+            f"requests in {pipe['elapsed_s']:.0f} s. RSS idle {pipe['idle_mb']:.1f} MB, "
+            f"{_fmt(pipe['rss_mb_at_low'])} MB after {pipe['low']:,} alerts, {_fmt(pipe['rss_mb_end'])} MB at the "
+            f"end: growth {_fmt(pipe['growth_mb_low_to_end'], 2)} MB.",
+        ]
     plt = _plt()
     if plt is not None and data.get("samples"):
-        fig, ax = plt.subplots(figsize=(8, 3.6))
+        panels = 2 if pipe.get("samples") else 1
+        fig, axes = plt.subplots(1, panels, figsize=(5 * panels + 1, 3.6), squeeze=False)
+        ax = axes[0][0]
         xs = [p["alerts"] for p in data["samples"]]
-        ax.plot(xs, [p["rss_mb"] for p in data["samples"]], label="oom-responder RSS")
+        ax.plot(xs, [p["rss_mb"] for p in data["samples"]], label="oom-responder (no cluster)")
         if data.get("baseline_samples"):
             b = data["baseline_samples"]
-            ax.plot([p["alerts"] for p in b], [p["rss_mb"] for p in b], label="bare aiohttp RSS")
+            ax.plot([p["alerts"] for p in b], [p["rss_mb"] for p in b], label="bare aiohttp")
         ax.set_xlabel("alerts processed")
         ax.set_ylabel("RSS (MB)")
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend()
+        ax.set_title("dry-run, label-only")
+        if panels == 2:
+            ax = axes[0][1]
+            ax.plot([p["alerts"] for p in pipe["samples"]], [p["rss_mb"] for p in pipe["samples"]], color="C2")
+            ax.set_xlabel("alerts processed")
+            ax.set_ylim(bottom=0)
+            ax.grid(alpha=0.3)
+            ax.set_title("dry-run, real pipeline + API server")
         fig.tight_layout()
         fig.savefig(out / "memory.png", dpi=90)
         plt.close(fig)
