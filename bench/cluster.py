@@ -30,7 +30,8 @@ OWN_NAMESPACE = "oom-responder"
 @contextlib.contextmanager
 def plane() -> Iterator[Any]:
     """A started control plane (raises when its binaries are missing: run scripts/test-assets)."""
-    from tests.kubeplane import assets, plane as plane_mod  # noqa: PLC0415
+    from tests.kubeplane import assets  # noqa: PLC0415
+    from tests.kubeplane import plane as plane_mod  # noqa: PLC0415
 
     found = assets.find_assets()
     kube = plane_mod.KubePlane(found)
@@ -61,7 +62,9 @@ async def stage_oom_killed(api: Any, namespace: str, *, count: int, prefix: str)
         ok = [p for p in live if p.get("status", {}).get("phase") == "Running"]
         return ok if len(ok) >= count else None
 
-    pods = await incidents.wait_for(running, timeout_seconds=300, interval_seconds=1.0, what=f"{count} pods Running")
+    pods = await incidents.wait_for(
+        running, timeout_seconds=300, interval_seconds=1.0, what=f"{count} pods Running"
+    )
 
     async def mark(pod: dict[str, Any]) -> None:
         async with gate:
@@ -74,12 +77,19 @@ async def stage_oom_killed(api: Any, namespace: str, *, count: int, prefix: str)
     ]
 
 
-def service_config(workdir: Path, kube: Any, *, qps: float, burst: int, extra: dict[str, Any] | None = None) -> Path:
+def service_config(
+    workdir: Path, kube: Any, *, qps: float, burst: int, extra: dict[str, Any] | None = None
+) -> Path:
     """Enforce mode against the plane, guardrails wide open (nothing may block the benchmark's mitigations)."""
     overrides: dict[str, Any] = {
         "mode": "enforce",
         "identity": "bench-responder",
-        "kubernetes": {"kubeconfig": str(kube.kubeconfig), "qps": qps, "burst": burst, "own_namespace": OWN_NAMESPACE},
+        "kubernetes": {
+            "kubeconfig": str(kube.kubeconfig),
+            "qps": qps,
+            "burst": burst,
+            "own_namespace": OWN_NAMESPACE,
+        },
         "guardrails": {
             "max_memory": "64Gi",
             "budget": {"mutations": 100_000, "window_seconds": 600},
@@ -90,11 +100,15 @@ def service_config(workdir: Path, kube: Any, *, qps: float, burst: int, extra: d
     }
     if extra:
         for key, value in extra.items():
-            overrides.setdefault(key, {}).update(value) if isinstance(value, dict) else overrides.__setitem__(key, value)
+            overrides.setdefault(key, {}).update(value) if isinstance(value, dict) else overrides.__setitem__(
+                key, value
+            )
     return common.write_config(workdir / "cluster.yaml", overrides)
 
 
-def oom_alert(workload: dict[str, str], namespace: str, *, fingerprint: str, starts_at: str) -> dict[str, Any]:
+def oom_alert(
+    workload: dict[str, str], namespace: str, *, fingerprint: str, starts_at: str
+) -> dict[str, Any]:
     return payloads.alert(
         alertname="OOMKilled",
         namespace=namespace,
@@ -169,7 +183,7 @@ class Watcher:
                     if not isinstance(obj, dict):
                         obj = self.api.sanitize_for_serialization(obj)
                     self._see(obj, now)
-            except (aiohttp.ClientError, asyncio.TimeoutError, k8s_client.ApiException):
+            except (TimeoutError, aiohttp.ClientError, k8s_client.ApiException):
                 await asyncio.sleep(0.2)
             finally:
                 w.stop()
@@ -199,9 +213,7 @@ class Watcher:
 async def final_ledgers(api: Any, namespace: str) -> dict[str, list[dict[str, Any]]]:
     apps = k8s_client.AppsV1Api(api)
     listed = await apps.list_namespaced_deployment(namespace)
-    return {
-        item.metadata.name: ledger_of(api.sanitize_for_serialization(item)) for item in listed.items
-    }
+    return {item.metadata.name: ledger_of(api.sanitize_for_serialization(item)) for item in listed.items}
 
 
 def duplicates(ledgers: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
@@ -222,7 +234,10 @@ def duplicates(ledgers: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
         per_occurrence += sum(n - 1 for n in seen.values() if n > 1)
         if writes > 1:
             workloads_with_more += 1
-    return {"extra_entries_per_occurrence": per_occurrence, "workloads_with_more_than_one_write": workloads_with_more}
+    return {
+        "extra_entries_per_occurrence": per_occurrence,
+        "workloads_with_more_than_one_write": workloads_with_more,
+    }
 
 
 def kube_requests(port: int) -> dict[str, float]:

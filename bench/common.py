@@ -137,7 +137,8 @@ def start(
             env=full_env,
             cwd=REPO,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            # No threads run while a benchmark starts its processes (the RSS sampler starts after).
+            preexec_fn=_die_with_parent,  # noqa: PLW1509
         )
     proc = Proc(popen, name=name, log=log, started_at=started_at)
     _live.append(proc)
@@ -285,7 +286,12 @@ def run_loadgen(
     if token:
         cmd += ["--token", token]
     out = subprocess.run(
-        cmd, capture_output=True, check=True, timeout=timeout, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
+        cmd,
+        capture_output=True,
+        check=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     result: dict[str, Any] = json.loads(out.stdout)
     result["source"] = "loadgen"

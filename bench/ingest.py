@@ -69,18 +69,26 @@ def _start(target: str, *, port: int, workdir: Path) -> common.Proc:
         # The same service with per-alert INFO log lines off: what logging costs on the hot path.
         config = common.write_config(workdir / "ingest-warning.yaml", {"logging": {"level": "WARNING"}})
         proc = common.start(
-            common.service_command(config, port=port), name=f"service-w-{port}", env=common.service_env(), log_dir=workdir
+            common.service_command(config, port=port),
+            name=f"service-w-{port}",
+            env=common.service_env(),
+            log_dir=workdir,
         )
     else:
         config = common.write_config(workdir / "ingest.yaml", {})
         proc = common.start(
-            common.service_command(config, port=port), name=f"service-{port}", env=common.service_env(), log_dir=workdir
+            common.service_command(config, port=port),
+            name=f"service-{port}",
+            env=common.service_env(),
+            log_dir=workdir,
         )
     common.wait_ready(proc, f"http://127.0.0.1:{port}/readyz")
     return proc
 
 
-def _closed(target: str, size: int, *, duration: float, warmup: float, use_wrk: bool, workdir: Path) -> dict[str, Any]:
+def _closed(
+    target: str, size: int, *, duration: float, warmup: float, use_wrk: bool, workdir: Path
+) -> dict[str, Any]:
     port = common.free_port()
     proc = _start(target, port=port, workdir=workdir)
     url = f"http://127.0.0.1:{port}/webhook"
@@ -107,7 +115,9 @@ def _closed(target: str, size: int, *, duration: float, warmup: float, use_wrk: 
     return result
 
 
-def _open(target: str, size: int, *, rate: float, duration: float, warmup: float, workdir: Path) -> dict[str, Any]:
+def _open(
+    target: str, size: int, *, rate: float, duration: float, warmup: float, workdir: Path
+) -> dict[str, Any]:
     port = common.free_port()
     proc = _start(target, port=port, workdir=workdir)
     try:
@@ -132,7 +142,9 @@ def run(*, quick: bool) -> dict[str, Any]:
             "wrk": _closed("null", size, duration=duration, warmup=0, use_wrk=True, workdir=workdir)
             if use_wrk
             else None,
-            "loadgen": _closed("null", size, duration=duration, warmup=warmup, use_wrk=False, workdir=workdir),
+            "loadgen": _closed(
+                "null", size, duration=duration, warmup=warmup, use_wrk=False, workdir=workdir
+            ),
         }
     closed: dict[str, dict[str, list[dict[str, Any]]]] = {"baseline": {}, "service": {}}
     # Sizes outermost, targets alternating within: drift (other work on the machine) hits both alike.
@@ -140,7 +152,9 @@ def run(*, quick: bool) -> dict[str, Any]:
         order = ("baseline", "service") if rep % 2 == 0 else ("service", "baseline")
         for size in SIZES:
             for target in order:
-                run_ = _closed(target, size, duration=duration, warmup=warmup, use_wrk=use_wrk, workdir=workdir)
+                run_ = _closed(
+                    target, size, duration=duration, warmup=warmup, use_wrk=use_wrk, workdir=workdir
+                )
                 closed[target].setdefault(str(size), []).append(run_)
     rows = []
     latency: dict[str, dict[str, Any]] = {"baseline": {}, "service": {}, "null": {}}
@@ -164,7 +178,12 @@ def run(*, quick: bool) -> dict[str, Any]:
         row["cpu_ratio"] = row["baseline_cpu_us_per_webhook"] / row["service_cpu_us_per_webhook"]
         # The floor of the latency measurement itself: the generator against the null server at the same rate.
         floor = _open(
-            "null", size, rate=row["service_webhooks_per_s"] / 2, duration=duration, warmup=warmup, workdir=workdir
+            "null",
+            size,
+            rate=row["service_webhooks_per_s"] / 2,
+            duration=duration,
+            warmup=warmup,
+            workdir=workdir,
         )
         latency.setdefault("null", {})[str(size)] = floor
         row["generator_floor_ack_p99_ms"] = floor["latency_ms"].get("p99")

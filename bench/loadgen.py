@@ -142,7 +142,9 @@ def percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
-async def _closed(reqs: _Requests, *, connections: int, duration: float, warmup: float, limit: int) -> dict[str, Any]:
+async def _closed(
+    reqs: _Requests, *, connections: int, duration: float, warmup: float, limit: int
+) -> dict[str, Any]:
     conns = [await _connect(reqs) for _ in range(connections)]
     statuses: collections.Counter[int] = collections.Counter()
     latencies: list[float] = []
@@ -179,7 +181,9 @@ async def _closed(reqs: _Requests, *, connections: int, duration: float, warmup:
     return _summary(statuses, latencies, errors, elapsed, reqs, mode="closed", connections=connections)
 
 
-async def _open(reqs: _Requests, *, rate: float, duration: float, warmup: float, max_connections: int) -> dict[str, Any]:
+async def _open(
+    reqs: _Requests, *, rate: float, duration: float, warmup: float, max_connections: int
+) -> dict[str, Any]:
     """Requests due at start + i/rate, taken in turn by a pool of connection workers.
 
     A worker that is still waiting for an answer when its next request falls due sends it late, and the
@@ -279,26 +283,38 @@ async def run(
     duration = min(duration, _MAX_DURATION_S)
     reqs = _Requests(url=url, alerts=alerts, token=token, seq_start=seq_start)
     if rate:
-        return await _open(reqs, rate=rate, duration=duration, warmup=warmup, max_connections=max(connections, 32))
-    return await _closed(reqs, connections=connections, duration=duration, warmup=warmup, limit=min(limit, _MAX_REQUESTS))
+        return await _open(
+            reqs, rate=rate, duration=duration, warmup=warmup, max_connections=max(connections, 32)
+        )
+    return await _closed(
+        reqs, connections=connections, duration=duration, warmup=warmup, limit=min(limit, _MAX_REQUESTS)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.loadgen", description=__doc__.splitlines()[0])
-    parser.add_argument("--url", required=True, help="loopback URL of the webhook, e.g. http://127.0.0.1:8080/webhook")
+    parser.add_argument(
+        "--url", required=True, help="loopback URL of the webhook, e.g. http://127.0.0.1:8080/webhook"
+    )
     parser.add_argument("--alerts", type=int, default=1, help="alerts per webhook")
-    parser.add_argument("--connections", type=int, default=16, help="closed loop: connections (open loop: max)")
+    parser.add_argument(
+        "--connections", type=int, default=16, help="closed loop: connections (open loop: max)"
+    )
     parser.add_argument("--rate", type=float, default=None, help="open loop: requests per second")
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds (after warm-up)")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load not measured")
     parser.add_argument("--token", default=None, help="bearer token")
-    parser.add_argument("--seq-start", type=int, default=0, help="first sequence number (distinct fingerprints)")
-    parser.add_argument("--limit", type=int, default=_MAX_REQUESTS, help="closed loop: at most this many requests")
+    parser.add_argument(
+        "--seq-start", type=int, default=0, help="first sequence number (distinct fingerprints)"
+    )
+    parser.add_argument(
+        "--limit", type=int, default=_MAX_REQUESTS, help="closed loop: at most this many requests"
+    )
     parser.add_argument("--uvloop", action="store_true", help="use uvloop if it is installed")
     args = parser.parse_args(argv)
     if args.uvloop:
         try:
-            import uvloop  # type: ignore[import-not-found]  # optional speed-up
+            import uvloop  # type: ignore[import-not-found]  # noqa: PLC0415 - optional speed-up
 
             uvloop.install()
         except ImportError:

@@ -121,11 +121,18 @@ def _pipeline(*, total: int, workdir: Path) -> dict[str, Any]:
     with cluster.plane() as kube:
         kube.create_namespace(cluster.OWN_NAMESPACE)
         config = cluster.service_config(workdir, kube, qps=5000, burst=5000)
-        text = config.read_text().replace("mode: enforce", "mode: dry-run").replace("max_pending: 100000", "max_pending: 10000")
+        text = (
+            config.read_text()
+            .replace("mode: enforce", "mode: dry-run")
+            .replace("max_pending: 100000", "max_pending: 10000")
+        )
         config.write_text(text)
         port = common.free_port()
         proc = common.start(
-            common.service_command(config, port=port), name="service-pipeline", env=common.service_env(), log_dir=workdir
+            common.service_command(config, port=port),
+            name="service-pipeline",
+            env=common.service_env(),
+            log_dir=workdir,
         )
         try:
             common.wait_ready(proc, f"http://127.0.0.1:{port}/readyz", timeout=60)
@@ -203,7 +210,12 @@ def run(*, quick: bool) -> dict[str, Any]:
         time.sleep(1.0)
         baseline_idle_mb = common.rss_bytes(bproc.pid) / 2**20
         bsamples, _, _ = _drive(
-            proc=bproc, port=bport, total=total, chunk=chunk, with_metrics=False, deadline=time.perf_counter() + 300
+            proc=bproc,
+            port=bport,
+            total=total,
+            chunk=chunk,
+            with_metrics=False,
+            deadline=time.perf_counter() + 300,
         )
     finally:
         bproc.stop()
@@ -215,11 +227,23 @@ def run(*, quick: bool) -> dict[str, Any]:
     growth = (at_high["rss_mb"] - at_low["rss_mb"]) if at_low and at_high else None
     points = [
         {"label": "idle (2 s after ready)", "alerts": 0, "rss_mb": idle_mb},
-        {"label": f"first sample past {low:,}", "alerts": int(at_low["alerts"]) if at_low else None, "rss_mb": at_low["rss_mb"] if at_low else None},
-        {"label": "end (queue drained)", "alerts": int(at_high["alerts"]) if at_high else None, "rss_mb": at_high["rss_mb"] if at_high else None},
+        {
+            "label": f"first sample past {low:,}",
+            "alerts": int(at_low["alerts"]) if at_low else None,
+            "rss_mb": at_low["rss_mb"] if at_low else None,
+        },
+        {
+            "label": "end (queue drained)",
+            "alerts": int(at_high["alerts"]) if at_high else None,
+            "rss_mb": at_high["rss_mb"] if at_high else None,
+        },
         {"label": "peak", "alerts": None, "rss_mb": max(s["rss_mb"] for s in samples) if samples else None},
         {"label": "bare aiohttp idle", "alerts": 0, "rss_mb": baseline_idle_mb},
-        {"label": "bare aiohttp end", "alerts": int(bsamples[-1]["alerts"]) if bsamples else None, "rss_mb": bsamples[-1]["rss_mb"] if bsamples else None},
+        {
+            "label": "bare aiohttp end",
+            "alerts": int(bsamples[-1]["alerts"]) if bsamples else None,
+            "rss_mb": bsamples[-1]["rss_mb"] if bsamples else None,
+        },
     ]
     settings = {
         "alerts": total,
@@ -227,7 +251,9 @@ def run(*, quick: bool) -> dict[str, Any]:
         "pipeline": "label-only planning, no cluster, INFO logs to a file",
         "caches": "dedup.max_entries 100,000 (TTL 6 h), queue.max_pending 10,000 (defaults)",
     }
-    settings["sample_every"] = int(max(1, accepted / max(1, len(samples))))  # on average (sampled every 0.5 s)
+    settings["sample_every"] = int(
+        max(1, accepted / max(1, len(samples)))
+    )  # on average (sampled every 0.5 s)
     try:
         pipeline: dict[str, Any] | None = _pipeline(total=5_000 if quick else 60_000, workdir=workdir)
     except Exception as e:  # no control plane on this machine: the label-only figures still stand

@@ -42,7 +42,10 @@ async def _run(*, count: int, workdir: Path) -> dict[str, Any]:
             config = cluster.service_config(workdir, kube, qps=200, burst=400)
             port = common.free_port()
             proc = common.start(
-                common.service_command(config, port=port), name="service", env=common.service_env(), log_dir=workdir
+                common.service_command(config, port=port),
+                name="service",
+                env=common.service_env(),
+                log_dir=workdir,
             )
             try:
                 common.wait_ready(proc, f"http://127.0.0.1:{port}/readyz", timeout=60)
@@ -52,12 +55,18 @@ async def _run(*, count: int, workdir: Path) -> dict[str, Any]:
                 statuses: dict[str, int] = {}
                 missed: list[str] = []
                 requests_before = sum(cluster.kube_requests(port).values())
-                async with cluster.Watcher(api, NAMESPACE).running() as watcher, aiohttp.ClientSession() as http:
+                async with (
+                    cluster.Watcher(api, NAMESPACE).running() as watcher,
+                    aiohttp.ClientSession() as http,
+                ):
                     for i, workload in enumerate(workloads):
                         name = workload["deployment"]
                         seen = watcher.event_for(name)
                         alert = cluster.oom_alert(
-                            workload, NAMESPACE, fingerprint=f"{0xBE000000 + i:016x}", starts_at=cluster.rfc3339()
+                            workload,
+                            NAMESPACE,
+                            fingerprint=f"{0xBE000000 + i:016x}",
+                            starts_at=cluster.rfc3339(),
                         )
                         sent = time.perf_counter()
                         status, ack = await cluster.post(http, url, [alert])
@@ -82,7 +91,9 @@ async def _run(*, count: int, workdir: Path) -> dict[str, Any]:
         finally:
             await api.close()
     dups = cluster.duplicates(ledgers)
-    mitigated = sum(1 for entries in ledgers.values() if any(e.get("action") == "raise_memory" for e in entries))
+    mitigated = sum(
+        1 for entries in ledgers.values() if any(e.get("action") == "raise_memory" for e in entries)
+    )
     return {
         "count": count,
         "staged_s": staged_s,

@@ -110,8 +110,14 @@ def _ingest(data: dict[str, Any], out: Path) -> list[str]:
         "What the service's per-alert INFO log lines cost (same service, `logging.level: WARNING`, one run each):",
         "",
         _table(
-            ["alerts/webhook", "service webhooks/s", "with WARNING logs", "CPU µs/webhook", "with WARNING logs",
-             "latency floor at the service's half rate: generator → null server p99 (ms)"],
+            [
+                "alerts/webhook",
+                "service webhooks/s",
+                "with WARNING logs",
+                "CPU µs/webhook",
+                "with WARNING logs",
+                "latency floor at the service's half rate: generator → null server p99 (ms)",
+            ],
             [
                 [
                     r["alerts_per_webhook"],
@@ -141,8 +147,12 @@ def _ingest(data: dict[str, Any], out: Path) -> list[str]:
         ax.legend()
         ax.set_title("Throughput (closed loop)")
         ax = axes[1]
-        ax.bar([i - w / 2 for i in x], [r["baseline_cpu_us_per_webhook"] for r in rows], w, label="bare aiohttp")
-        ax.bar([i + w / 2 for i in x], [r["service_cpu_us_per_webhook"] for r in rows], w, label="oom-responder")
+        ax.bar(
+            [i - w / 2 for i in x], [r["baseline_cpu_us_per_webhook"] for r in rows], w, label="bare aiohttp"
+        )
+        ax.bar(
+            [i + w / 2 for i in x], [r["service_cpu_us_per_webhook"] for r in rows], w, label="oom-responder"
+        )
         ax.set_xticks(list(x), sizes)
         ax.set_xlabel("alerts per webhook")
         ax.set_ylabel("server CPU µs per webhook")
@@ -226,7 +236,9 @@ def _memory(data: dict[str, Any], out: Path) -> list[str]:
         ax.set_title("dry-run, label-only")
         if panels == 2:
             ax = axes[0][1]
-            ax.plot([p["alerts"] for p in pipe["samples"]], [p["rss_mb"] for p in pipe["samples"]], color="C2")
+            ax.plot(
+                [p["alerts"] for p in pipe["samples"]], [p["rss_mb"] for p in pipe["samples"]], color="C2"
+            )
             ax.set_xlabel("alerts processed")
             ax.set_ylim(bottom=0)
             ax.grid(alpha=0.3)
@@ -354,7 +366,9 @@ def write(*, quick: bool = False) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="report the quick results (bench/results/quick/)")
+    parser.add_argument(
+        "--quick", action="store_true", help="report the quick results (bench/results/quick/)"
+    )
     args = parser.parse_args(argv)
     print(write(quick=args.quick))
     return 0

@@ -28,7 +28,9 @@ def _exit_time(cmd: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def _ready_time(cmd: list[str], *, port: int, workdir: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
+def _ready_time(
+    cmd: list[str], *, port: int, workdir: Path, env: dict[str, str] | None = None
+) -> tuple[float, float]:
     """Seconds to /readyz 200, and RSS (MB) right then."""
     proc = common.start(cmd, name=f"startup-{port}", env=env, log_dir=workdir)
     try:
@@ -47,7 +49,11 @@ def _import_profile(workdir: Path) -> list[dict[str, Any]]:
         "responder.kube.client, responder.kube.state"
     )
     out = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, cwd=common.REPO, check=False
+        [sys.executable, "-X", "importtime", "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=common.REPO,
+        check=False,
     )
     rows = []
     for line in out.stderr.splitlines():
@@ -58,7 +64,14 @@ def _import_profile(workdir: Path) -> list[dict[str, Any]]:
             continue
         name = parts[2].rstrip()
         depth = (len(name) - len(name.lstrip())) // 2
-        rows.append({"module": name.strip(), "self_ms": int(parts[0]) / 1000, "cumulative_ms": int(parts[1]) / 1000, "depth": depth})
+        rows.append(
+            {
+                "module": name.strip(),
+                "self_ms": int(parts[0]) / 1000,
+                "cumulative_ms": int(parts[1]) / 1000,
+                "depth": depth,
+            }
+        )
     top = [r for r in rows if r["depth"] <= 1]
     top.sort(key=lambda r: r["cumulative_ms"], reverse=True)
     return top[:15]
@@ -69,7 +82,12 @@ def run(*, quick: bool) -> dict[str, Any]:
     notes: list[str] = []
     workdir = Path(tempfile.mkdtemp(prefix="oom-bench-startup-"))
     config = common.write_config(workdir / "startup.yaml", {})
-    samples: dict[str, list[float]] = {"python -c pass": [], "import aiohttp": [], "bare aiohttp app": [], "service": []}
+    samples: dict[str, list[float]] = {
+        "python -c pass": [],
+        "import aiohttp": [],
+        "bare aiohttp app": [],
+        "service": [],
+    }
     rss: dict[str, list[float]] = {"bare aiohttp app": [], "service": []}
     for _ in range(repeats):
         samples["python -c pass"].append(_exit_time([sys.executable, "-c", "pass"]))
@@ -99,7 +117,10 @@ def run(*, quick: bool) -> dict[str, Any]:
             for _ in range(repeats):
                 port = common.free_port()
                 t, r = _ready_time(
-                    common.service_command(with_cluster, port=port), port=port, workdir=workdir, env=common.service_env()
+                    common.service_command(with_cluster, port=port),
+                    port=port,
+                    workdir=workdir,
+                    env=common.service_env(),
                 )
                 samples["service with a cluster"].append(t)
                 rss["service with a cluster"].append(r)
@@ -118,16 +139,26 @@ def run(*, quick: bool) -> dict[str, Any]:
         for name, values in samples.items()
     ]
     service_p50 = max(
-        statistics.median(samples["service"]), statistics.median(samples.get("service with a cluster") or [0.0])
+        statistics.median(samples["service"]),
+        statistics.median(samples.get("service with a cluster") or [0.0]),
     )
     return {
-        "settings": {"repeats": repeats, "poll_interval_s": 0.005, "service_command": common.service_command(config, port=0)[1:]},
+        "settings": {
+            "repeats": repeats,
+            "poll_interval_s": 0.005,
+            "service_command": common.service_command(config, port=0)[1:],
+        },
         "rows": rows,
         "samples": samples,
         "imports": _import_profile(workdir),
         "notes": notes,
         "targets": [
-            {"name": "start → /readyz 200 (p50, worse of without/with a cluster)", "target": "<= 1.5 s", "measured": service_p50, "ok": service_p50 <= 1.5}
+            {
+                "name": "start → /readyz 200 (p50, worse of without/with a cluster)",
+                "target": "<= 1.5 s",
+                "measured": service_p50,
+                "ok": service_p50 <= 1.5,
+            }
         ],
     }
 

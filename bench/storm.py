@@ -76,7 +76,9 @@ def _storm_alerts(workloads: list[dict[str, str]]) -> list[dict[str, Any]]:
             cluster.rfc3339(base + datetime.timedelta(minutes=5)),
             cluster.rfc3339(base + datetime.timedelta(minutes=10)),
         ):
-            alerts.append(cluster.oom_alert(workload, NAMESPACE, fingerprint=fingerprint, starts_at=starts_at))
+            alerts.append(
+                cluster.oom_alert(workload, NAMESPACE, fingerprint=fingerprint, starts_at=starts_at)
+            )
     random.Random(8).shuffle(alerts)
     return alerts
 
@@ -92,7 +94,10 @@ async def _run(*, count: int, workdir: Path) -> dict[str, Any]:
             config = cluster.service_config(workdir, kube, qps=QPS, burst=BURST)
             port = common.free_port()
             proc = common.start(
-                common.service_command(config, port=port), name="service", env=common.service_env(), log_dir=workdir
+                common.service_command(config, port=port),
+                name="service",
+                env=common.service_env(),
+                log_dir=workdir,
             )
             try:
                 common.wait_ready(proc, f"http://127.0.0.1:{port}/readyz", timeout=60)
@@ -164,12 +169,18 @@ def run(*, quick: bool) -> dict[str, Any]:
     dups = raw["duplicates"]
     dup_total = dups["extra_entries_per_occurrence"] + dups["workloads_with_more_than_one_write"]
     rows = [
-        {"name": "alerts / workloads / webhooks", "value": f"{raw['alerts']:,} / {count} / {raw['webhooks']}"},
+        {
+            "name": "alerts / workloads / webhooks",
+            "value": f"{raw['alerts']:,} / {count} / {raw['webhooks']}",
+        },
         {"name": "webhook answers", "value": str(raw["webhook_statuses"])},
         {"name": "all webhooks answered after (s)", "value": round(raw["acked_s"], 2)},
         {"name": "workloads mitigated", "value": f"{raw['mitigated']} of {count}"},
         {"name": "last mitigation seen after (s)", "value": round(raw["last_write_s"], 1)},
-        {"name": "time to drain (s)", "value": round(drain, 1) if drain is not None else "did not drain in 900 s"},
+        {
+            "name": "time to drain (s)",
+            "value": round(drain, 1) if drain is not None else "did not drain in 900 s",
+        },
         {"name": "API requests issued (first send → drained)", "value": int(raw["requests"])},
         {"name": "requests per isolated alert up to its write (calibration median)", "value": per_alert},
         {"name": "requests needed (that × workloads)", "value": int(needed)},
@@ -199,20 +210,32 @@ def run(*, quick: bool) -> dict[str, Any]:
                 "measured": ratio,
                 "ok": ratio is not None and ratio <= 1.2,
             },
-            {"name": "storm duplicate mitigations", "target": "0", "measured": dup_total, "ok": dup_total == 0},
+            {
+                "name": "storm duplicate mitigations",
+                "target": "0",
+                "measured": dup_total,
+                "ok": dup_total == 0,
+            },
         ],
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.storm", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="20 workloads (100 alerts) instead of 200 (1,000)")
+    parser.add_argument(
+        "--quick", action="store_true", help="20 workloads (100 alerts) instead of 200 (1,000)"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
         data = run(quick=args.quick)
     except Exception as e:
-        common.write_result(NAME, {"error": f"{type(e).__name__}: {e}"[:2000], "targets": []}, quick=args.quick, started=started)
+        common.write_result(
+            NAME,
+            {"error": f"{type(e).__name__}: {e}"[:2000], "targets": []},
+            quick=args.quick,
+            started=started,
+        )
         raise
     path = common.write_result(NAME, data, quick=args.quick, started=started)
     print(f"wrote {path}")
