@@ -6,9 +6,9 @@ Aspects covered:
   (`responder.engine.processing.Processor`, fed the way the webhook feeds it: normalize → route → work item)
   authenticates with a token of the chart's ServiceAccount from the TokenRequest API;
 * one scenario per kind of incident the playbooks answer, each in a fresh namespace, each carried to
-  completion with exactly the chart's RBAC and without a single refused request: a raise of a Deployment's,
-  a StatefulSet's and a DaemonSet's memory limit (written with its ledger entry, verified, announced as an
-  Event), the eviction of a Job's pod (ledger entry on the Job), a scale-out that raises an HPA's floor, a
+  completion with exactly the chart's RBAC and without a single refused request: a raise of a Deployment's
+  (with a fast and with a slow rollout), a StatefulSet's and a DaemonSet's memory limit (written with its
+  ledger entry, verified, announced as an Event), the eviction of a Job's pod (ledger entry on the Job), a scale-out that raises an HPA's floor, a
   raise left alone because a VerticalPodAutoscaler manages the workload, an in-place resize of a running
   pod, a repeated alert whose pod is gone (found by the ledger), and `oom-responder doctor` giving a verdict
   on every permission in a cluster without the built-in system:basic-user binding (which grants
@@ -142,8 +142,8 @@ NEEDS: dict[Rule, Need] = {
     Rule("workloads", "", "pods", "create"): _need("raise-deployment"),
     Rule("workloads", "", "pods/eviction", "create"): _need("evict-job-pod"),
     Rule("workloads", "", "pods/resize", "patch"): _need("resize-in-place", "raised"),
-    # FailedCreate Events of a rollout: without them the rollout cannot be followed.
-    Rule("workloads", "", "events", "list"): _need("raise-deployment", "raised", "announced"),
+    # A rollout being followed: its ReplicaSets and their FailedCreate Events; without them it cannot be.
+    Rule("workloads", "", "events", "list"): _need("raise-slow-rollout", "raised", "announced"),
     Rule("workloads", "apps", "deployments", "get"): _need("raise-deployment"),
     Rule("workloads", "apps", "deployments", "patch"): _need("raise-deployment"),
     Rule("workloads", "apps", "statefulsets", "get"): _need("raise-statefulset"),
@@ -155,7 +155,7 @@ NEEDS: dict[Rule, Need] = {
     Rule("workloads", "apps", "statefulsets", "list"): _need("gone-pod-ledger"),
     Rule("workloads", "apps", "daemonsets", "list"): _need("gone-pod-ledger"),
     Rule("workloads", "apps", "replicasets", "get"): _need("raise-deployment"),
-    Rule("workloads", "apps", "replicasets", "list"): _need("raise-deployment", "raised", "announced"),
+    Rule("workloads", "apps", "replicasets", "list"): _need("raise-slow-rollout", "raised", "announced"),
     Rule("workloads", "batch", "jobs", "get"): _need("evict-job-pod"),
     # The eviction is done first (a PDB may refuse it); the ledger entry then cannot be written.
     Rule("workloads", "batch", "jobs", "patch"): _need("evict-job-pod", "evicted"),
@@ -452,6 +452,17 @@ async def _act_deployment(ctx: Context, pod: dict[str, Any]) -> Observed:
     return await _raise(ctx, "Deployment", "cart", pod)
 
 
+async def _stage_slow_rollout(ctx: Context) -> dict[str, Any]:
+    """A Deployment whose new pods count as available only after a few seconds, as real rollouts take: the
+    verification polls (ReplicaSets, FailedCreate Events) at least once before the rollout completes."""
+    await incidents.create_deployment(ctx.api, ctx.namespace, "cart", replicas=1)
+    patch: Any = {"spec": {"minReadySeconds": 3}}
+    await k8s.AppsV1Api(ctx.api).patch_namespaced_deployment(
+        "cart", ctx.namespace, patch, **incidents.MERGE_PATCH
+    )
+    return await _oom_killed_pod(ctx, "app=cart")
+
+
 async def _stage_statefulset(ctx: Context) -> dict[str, Any]:
     await incidents.create_statefulset(ctx.api, ctx.namespace, "db", replicas=1)
     return await _oom_killed_pod(ctx, "app=db")
@@ -670,6 +681,8 @@ SCENARIOS = {
     s.name: s
     for s in (
         Scenario("raise-deployment", frozenset({"raised", "verified", "announced"}), _stage_deployment,
+                 _act_deployment),
+        Scenario("raise-slow-rollout", frozenset({"raised", "verified", "announced"}), _stage_slow_rollout,
                  _act_deployment),
         Scenario("raise-statefulset", frozenset({"raised", "verified", "announced"}), _stage_statefulset,
                  _act_statefulset),
