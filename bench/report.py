@@ -107,7 +107,10 @@ def _ingest(data: dict[str, Any], out: Path) -> list[str]:
         + ". Where the ceiling is not well above the baseline's rate, the baseline figure (and so the ratio) is a "
         "lower bound on what the stack can do.",
         "",
-        "What the service's per-alert INFO log lines cost (same service, `logging.level: WARNING`, one run each):",
+        "Two experiments on the same service, same run: per-alert INFO log lines off (`logging.level: WARNING`, "
+        "closed loop, one run each), and the objects of start-up frozen out of the garbage collector "
+        "(`gc.freeze()` after imports, through `bench/serve_shim.py --gc-freeze`; open loop at the service's half "
+        "rate):",
         "",
         _table(
             [
@@ -125,6 +128,8 @@ def _ingest(data: dict[str, Any], out: Path) -> list[str]:
                     r.get("service_warning_logs_webhooks_per_s"),
                     r["service_cpu_us_per_webhook"],
                     r.get("service_warning_logs_cpu_us_per_webhook"),
+                    f"{_fmt(r['service_ack_p50_ms'], 2)} / {_fmt(r['service_ack_p99_ms'], 2)}",
+                    f"{_fmt(r.get('service_gc_freeze_ack_p50_ms'), 2)} / {_fmt(r.get('service_gc_freeze_ack_p99_ms'), 2)}",
                     r.get("generator_floor_ack_p99_ms"),
                 ]
                 for r in rows

@@ -20,7 +20,7 @@ BENCHMARKS: dict[str, float] = {
     "ingest": 1200,
     "memory": 1800,
     "reaction": 1200,
-    "storm": 1200,
+    "storm": 1500,
 }
 
 
