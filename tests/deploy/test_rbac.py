@@ -18,8 +18,8 @@ Aspects covered:
   its scenario fall short exactly that way, with a 403 reported;
 * the table names every rule the chart renders (cluster or namespaced scope, every optional rule on) and
   nothing else, so a rule added without a scenario fails;
-* known gap, marked xfail: `doctor` reports the state ConfigMap's get/update MISSING, because it reviews them
-  without the object's name while the chart grants them for that name only.
+* `doctor`, run as the chart's ServiceAccount, finds every permission allowed (including the state ConfigMap's
+  get/update, granted by name only).
 """
 
 from __future__ import annotations
@@ -829,12 +829,6 @@ async def test_each_scenario_succeeds_with_exactly_the_chart_rbac(
 
 
 @integration
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="doctor reviews get/update of the state ConfigMap without its name, and the chart grants them for "
-    "that name only (resourceNames): both are reported MISSING although the service is allowed them",
-)
 async def test_doctor_finds_every_permission_the_chart_grants_allowed(installed: Installed) -> None:
     out = io.StringIO()
 

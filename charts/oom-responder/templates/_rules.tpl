@@ -1,7 +1,7 @@
 {{/*
 What the playbooks need in the namespaces the service acts in; no more. Each rule names the code that uses
-it; tests/deploy compares these rules with responder/kube/permissions.py when it exists, and shows against
-the real API server that each rule is needed.
+it; tests/deploy compares these rules with responder/kube/permissions.py, and shows against the real API
+server that each rule is needed.
 */}}
 {{- define "oom-responder.workloadRules" -}}
 # get: the alerted pod (fetching.locate). create: raise_memory's admission pre-check, a server-side dry-run
