@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from responder import metrics as metrics_mod
     from responder.engine import queueing
+    from responder.logic import deduplicating
     from responder.models import settings as settings_mod
     from responder.models import work
     from responder.web import app as app_mod
@@ -92,7 +93,10 @@ class NoCluster(Exception):
 
 
 async def build_pipeline(
-    settings: settings_mod.Settings, metrics: metrics_mod.Metrics
+    settings: settings_mod.Settings,
+    metrics: metrics_mod.Metrics,
+    *,
+    deduplicator: deduplicating.Deduplicator,
 ) -> tuple[queueing.Handler, app_mod.Readiness, Cleanup]:
     """The real pipeline: Kubernetes client, cluster-wide state, notifiers and the Processor.
 
@@ -102,6 +106,7 @@ async def build_pipeline(
     """
     from responder.engine import notifying, processing  # noqa: PLC0415
     from responder.kube import client, errors, state, threads  # noqa: PLC0415
+    from responder.logic import deduplicating  # noqa: PLC0415
 
     try:
         kube = await client.Kube.connect(settings=settings.kubernetes, metrics=metrics)
@@ -127,6 +132,7 @@ async def build_pipeline(
         notifiers=notifiers,
         state_store=store,
         own_namespace=own_namespace,
+        retry_on_next_delivery=lambda item: deduplicator.forget(deduplicating.occurrence_key(item.event)),
     )
     await notifiers.start()
 
@@ -175,6 +181,7 @@ async def serve(
     from aiohttp import web  # noqa: PLC0415
 
     from responder import metrics as metrics_mod  # noqa: PLC0415
+    from responder.logic import deduplicating  # noqa: PLC0415
     from responder.web import app as app_mod  # noqa: PLC0415
     from responder.web import auth  # noqa: PLC0415
 
@@ -187,8 +194,9 @@ async def serve(
         return 2
     from responder import config  # noqa: PLC0415
 
+    deduplicator = deduplicating.Deduplicator.from_settings(settings.dedup)
     try:
-        handler, readiness, cleanup = await build_pipeline(settings, metrics)
+        handler, readiness, cleanup = await build_pipeline(settings, metrics, deduplicator=deduplicator)
     except NoCluster as e:
         if settings.mode.value != "dry-run":
             print(f"error: mode enforce needs a cluster, and none is configured: {e}", file=sys.stderr)
@@ -205,6 +213,7 @@ async def serve(
             handler=handler,
             readiness=readiness,
             authenticator=authenticator,
+            deduplicator=deduplicator,
         )
         # begin_shutdown() has drained the queue before cleanup; this only bounds in-flight HTTP handlers.
         runner = web.AppRunner(app, shutdown_timeout=5.0, access_log=None)

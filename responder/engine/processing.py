@@ -93,6 +93,17 @@ def _utcnow() -> datetime.datetime:
 _REPLAN = "\x00replan"
 """Sentinel from `_act`: the write lost a resourceVersion race."""
 
+# Outcomes that a later delivery of the same alert may turn into an action: the API server was in trouble,
+# a PodDisruptionBudget refused an eviction for now, the workload kept changing, or a cluster-wide guardrail
+# that lifts by itself (budget refill, breaker quiet period) or by `resume` blocked it. Cooldown, cap and
+# ceiling blocks are not passing: repeating the alert does not change them.
+_PASSING_REASONS = frozenset(
+    {decisions.Reason.API_ERROR, decisions.Reason.PDB_BLOCKED, decisions.Reason.CONFLICT}
+)
+_PASSING_GUARDRAILS = frozenset(
+    {decisions.Guardrail.BUDGET, decisions.Guardrail.BLAST_RADIUS, decisions.Guardrail.PAUSED}
+)
+
 _WARNING_OUTCOMES = frozenset(
     {decisions.Outcome.FAILED, decisions.Outcome.BLOCKED, decisions.Outcome.ESCALATED}
 )
@@ -107,6 +118,8 @@ class _Run:
     target: targets.Target | None = None
     workload_uid: str | None = None
     thread: str | None = None
+    passing: bool = False
+    """An outcome that may change soon (API trouble, a PDB, budget, breaker, pause): take the next delivery."""
 
     @property
     def event(self) -> alerts.AlertEvent:
@@ -173,7 +186,11 @@ class Processor:
         guard: Guard = guarding.guard,
         identity: str | None = None,
         own_namespace: str | None = None,
+        retry_on_next_delivery: Callable[[work.WorkItem], None] | None = None,
     ) -> None:
+        """`retry_on_next_delivery(item)` is called when an alert met a passing obstacle (see
+        `_PASSING_REASONS`), so the receiver forgets it was seen and Alertmanager's next delivery of it (a
+        group re-send, a repeat, another replica's) is processed again instead of dropped as a duplicate."""
         self.settings = settings
         self.metrics = metrics
         self.kube = kube
@@ -183,6 +200,7 @@ class Processor:
         self.guard = guard
         self.identity = identity or default_identity(settings)
         self.own_namespace = own_namespace or state_mod.own_namespace(settings)
+        self._retry_on_next_delivery = retry_on_next_delivery
         self._locks: dict[str, asyncio.Lock] = {}
         self._lock_users: collections.Counter[str] = collections.Counter()
         self._verifications: set[asyncio.Task[None]] = set()
@@ -243,6 +261,8 @@ class Processor:
                 run, action, decisions.Outcome.FAILED, decisions.Decision.refuse(_reason_for(e), e.message)
             )
             await self._event(run, action, decisions.Outcome.FAILED, _reason_for(e), e.message)
+        if run.passing and self._retry_on_next_delivery is not None:
+            self._retry_on_next_delivery(item)
 
     async def preview(self, item: work.WorkItem) -> Preview:
         """What `handle` would decide for `item` right now, from live state, without writing anything.
@@ -768,6 +788,10 @@ class Processor:
         summary: str | None = None,
     ) -> None:
         """Metric, log line and notice for one outcome."""
+        if (outcome is decisions.Outcome.FAILED and decision.reason in _PASSING_REASONS) or (
+            outcome is decisions.Outcome.BLOCKED and decision.guardrail in _PASSING_GUARDRAILS
+        ):
+            run.passing = True
         self.metrics.actions.labels(run.playbook, action.value, outcome.value).inc()
         self.metrics.action_duration.labels(action.value).observe(time.monotonic() - run.started)
         if kind is None:

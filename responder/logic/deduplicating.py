@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 
 import cachetools
 
-from responder.models import alerts
+from responder.models import alerts, settings
 
 __all__ = ["Deduplicator", "occurrence_key"]
 
@@ -35,12 +35,20 @@ class Deduplicator:
             maxsize=max_entries, ttl=ttl_seconds, timer=timer
         )
 
+    @classmethod
+    def from_settings(cls, dedup: settings.DedupSettings) -> Deduplicator:
+        return cls(max_entries=dedup.max_entries, ttl_seconds=dedup.ttl_seconds)
+
     def is_seen(self, key: str) -> bool:
         return key in self._seen
 
     def mark_seen(self, keys: Iterable[str]) -> None:
         for key in keys:
             self._seen[key] = True
+
+    def forget(self, key: str) -> None:
+        """Take the occurrence again on its next delivery (its handling met an obstacle that may pass)."""
+        self._seen.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._seen)

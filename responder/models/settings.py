@@ -108,8 +108,10 @@ class AuthSettings(_Frozen):
 class DedupSettings(_Frozen):
     max_entries: int = Field(100_000, gt=0)
     """Occurrences remembered for deduplication (fingerprint + startsAt); the oldest are forgotten first."""
-    ttl_seconds: float = Field(6 * 3600, gt=0)
-    """How long an occurrence is remembered, in seconds; keep it above Alertmanager's repeat_interval."""
+    ttl_seconds: float = Field(3600, gt=0)
+    """How long an occurrence is remembered, in seconds. Keep it above Alertmanager's group_interval (group
+    re-sends and HA peers' copies are absorbed) and below its repeat_interval: a repeat is how a still-firing
+    alert gets its live state checked again (a new OOM kill under the same occurrence, a refilled budget)."""
 
 
 class QueueSettings(_Frozen):

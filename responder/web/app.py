@@ -62,10 +62,12 @@ def make_app(
     handler: queueing.Handler,
     readiness: Readiness,
     authenticator: auth.Authenticator | None = None,
+    deduplicator: deduplicating.Deduplicator | None = None,
 ) -> web.Application:
     """The application; raises auth.AuthError when auth is required and its secret is missing.
 
-    `authenticator` defaults to one built from `settings.auth` and the environment.
+    `authenticator` defaults to one built from `settings.auth` and the environment; `deduplicator` to a new
+    one from `settings.dedup` (pass one in to share it with the handler, which may forget occurrences).
     """
     if authenticator is None:
         authenticator = auth.Authenticator.from_settings(settings.auth)
@@ -83,9 +85,8 @@ def make_app(
         workers=settings.queue.workers,
         metrics=metrics,
     )
-    deduplicator = deduplicating.Deduplicator(
-        max_entries=settings.dedup.max_entries, ttl_seconds=settings.dedup.ttl_seconds
-    )
+    if deduplicator is None:
+        deduplicator = deduplicating.Deduplicator.from_settings(settings.dedup)
     state = State()
     app[SETTINGS] = settings
     app[METRICS] = metrics

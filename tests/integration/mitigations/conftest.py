@@ -16,6 +16,7 @@ from responder import metrics as metrics_mod
 from responder.engine import processing
 from responder.kube import client as kube_client
 from responder.kube import state as state_mod
+from responder.logic import deduplicating
 from responder.models import notices, settings
 from responder.web import app as app_mod
 from responder.web import auth
@@ -51,8 +52,10 @@ class Responder:
         *,
         status: str = "firing",
         starts_at: str = "2026-03-01T11:00:00Z",
-    ) -> None:
-        """Post one alert the way Alertmanager v0.25 does and wait until it was processed (and verified)."""
+    ) -> dict[str, int]:
+        """Post one alert the way Alertmanager v0.25 does and wait until it was processed (and verified).
+
+        Returns the webhook's counts (accepted, duplicates, resolved, ignored)."""
         alert_labels = {"alertname": alertname, **labels}
         payload = {
             "version": "4",
@@ -81,8 +84,10 @@ class Responder:
         }
         answer = await self.http.post("/webhook", json=payload)
         assert answer.status == 202, await answer.text()
+        counts: dict[str, int] = await answer.json()
         await self.app[app_mod.QUEUE].wait_idle()
         await self.processor.wait_verifications()
+        return counts
 
     def count(self, playbook: str, action: str, result: str) -> float:
         value = self.metrics.registry.get_sample_value(
@@ -122,6 +127,7 @@ async def responder_factory(kube_plane: KubePlane, namespace: str) -> AsyncItera
         kube = await kube_client.Kube.connect(settings=config.kubernetes, metrics=metrics)
         store = state_mod.StateStore(kube, namespace=namespace, settings=config)
         notifier = RecordingNotifier()
+        deduplicator = deduplicating.Deduplicator.from_settings(config.dedup)
         processor = processing.Processor(
             settings=config,
             metrics=metrics,
@@ -129,6 +135,7 @@ async def responder_factory(kube_plane: KubePlane, namespace: str) -> AsyncItera
             notifiers=notifier,
             state_store=store,
             clock=lambda: datetime.datetime.now(datetime.UTC),
+            retry_on_next_delivery=lambda item: deduplicator.forget(deduplicating.occurrence_key(item.event)),
         )
         app = app_mod.make_app(
             settings=config,
@@ -136,6 +143,7 @@ async def responder_factory(kube_plane: KubePlane, namespace: str) -> AsyncItera
             handler=processor.handle,
             readiness=lambda: (True, {}),
             authenticator=auth.Authenticator(disabled=True),
+            deduplicator=deduplicator,
         )
         server = test_utils.TestServer(app)
         http: test_utils.TestClient[Any, Any] = test_utils.TestClient(server)

@@ -6,7 +6,8 @@ Aspects covered:
   ledger on the workload records it (and the rollout's verification);
 * PodMemoryHigh → scaled out; with an HPA, its minReplicas is raised instead;
 * PodRestartingFrequently → scaled out and escalated;
-* refusals: a quota refusal caught before any write, an eviction blocked by a PDB, a paused Deployment, a
+* refusals: a quota refusal caught before any write, an eviction blocked by a PDB (and tried again on the
+  next delivery of the alert once the PDB allows it), a paused Deployment, a
   container without a limit, a pod already gone, a DaemonSet that cannot be scaled (falls through to eviction);
 * a 409 race with a concurrent writer yields exactly one raise;
 * dry-run writes nothing.
@@ -210,6 +211,43 @@ async def test_an_eviction_blocked_by_a_pdb_is_reported(
     assert pod.metadata.deletion_timestamp is None
     assert ledger_of(await read_deployment(kube_api, namespace, "web")) == []
     assert any(n.reason is decisions.Reason.PDB_BLOCKED for n in responder.notifier.notices)
+
+
+async def test_an_eviction_blocked_by_a_pdb_is_tried_again_on_the_next_delivery(
+    kube_api: client.ApiClient, namespace: str, responder_factory: Any
+) -> None:
+    book = {"name": "evict", "alerts": ["memory_high"], "actions": ["evict_pod"]}
+    responder: Responder = await responder_factory(playbooks=[book])
+    await incidents.create_deployment(kube_api, namespace, "web", replicas=2)
+    pods = await incidents.wait_for_running_pods(kube_api, namespace, selector="app=web", count=2)
+    await incidents.create_pdb(kube_api, namespace, "web", selector={"app": "web"}, min_available=2)
+    policy = client.PolicyV1Api(kube_api)
+
+    async def pdb_ready() -> bool:
+        pdb = await policy.read_namespaced_pod_disruption_budget("web", namespace)
+        return bool(pdb.status and pdb.status.observed_generation)
+
+    await incidents.wait_for(pdb_ready, what="the PDB's status")
+    victim = {"namespace": namespace, "pod": pods[0]["metadata"]["name"]}
+
+    assert (await responder.post("PodMemoryHigh", victim))["accepted"] == 1
+    # The same occurrence again (a group re-send): a PDB refusal may pass, so it is taken, not deduplicated.
+    assert (await responder.post("PodMemoryHigh", victim))["accepted"] == 1
+    assert [n.reason for n in responder.notifier.notices].count(decisions.Reason.PDB_BLOCKED) == 2
+
+    await policy.delete_namespaced_pod_disruption_budget("web", namespace)
+    assert (await responder.post("PodMemoryHigh", victim))["accepted"] == 1
+
+    try:
+        pod = await client.CoreV1Api(kube_api).read_namespaced_pod(victim["pod"], namespace)
+    except client.exceptions.ApiException as e:
+        assert e.status == 404  # fake nodes remove an evicted pod at once
+    else:
+        assert pod.metadata.deletion_timestamp is not None
+    [entry] = ledger_of(await read_deployment(kube_api, namespace, "web"))
+    assert entry.action.value == "evict_pod"
+    # Done: from now on the same occurrence is a duplicate again.
+    assert (await responder.post("PodMemoryHigh", victim))["duplicates"] == 1
 
 
 async def test_a_concurrent_writer_causes_a_replan_and_exactly_one_raise(

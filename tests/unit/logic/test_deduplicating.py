@@ -1,7 +1,7 @@
 """The bounded TTL set of seen occurrences.
 
 Covers: firing and resolved notifications have separate keys; entries expire after the TTL (injected clock);
-the oldest entries go first when full.
+the oldest entries go first when full; a forgotten occurrence is taken again.
 """
 
 from __future__ import annotations
@@ -43,3 +43,12 @@ def test_the_oldest_entries_are_forgotten_when_full() -> None:
     assert len(dedup) == 2
     assert not dedup.is_seen("a")
     assert dedup.is_seen("b") and dedup.is_seen("c")
+
+
+def test_a_forgotten_occurrence_is_taken_again_and_others_stay_seen() -> None:
+    dedup = deduplicating.Deduplicator.from_settings(settings.DedupSettings(max_entries=10, ttl_seconds=60))
+    dedup.mark_seen(["a", "b"])
+    dedup.forget("a")
+    dedup.forget("never-seen")
+    assert not dedup.is_seen("a")
+    assert dedup.is_seen("b")
