@@ -119,6 +119,8 @@ def _ingest(data: dict[str, Any], out: Path) -> list[str]:
                 "with WARNING logs",
                 "CPU µs/webhook",
                 "with WARNING logs",
+                "ack p50 / p99 (ms)",
+                "with gc.freeze()",
                 "latency floor at the service's half rate: generator → null server p99 (ms)",
             ],
             [
@@ -183,7 +185,8 @@ def _startup(data: dict[str, Any], out: Path) -> list[str]:
             ],
         ),
     ]
-    md += [f"- {note}" for note in data.get("notes", [])]
+    if data.get("notes"):
+        md += [""] + [f"- {note}" for note in data["notes"]]
     if data.get("imports"):
         md += [
             "",
@@ -266,7 +269,7 @@ def _reaction(data: dict[str, Any], out: Path) -> list[str]:
             [[r["name"], r["p50"], r["p90"], r["p99"], r["max"], r["n"]] for r in data["rows"]],
         ),
     ]
-    md += [f"- {note}" for note in data.get("notes", [])]
+    md += [""] + [f"- {note}" for note in data.get("notes", [])]
     plt = _plt()
     if plt is not None and data.get("latencies_ms"):
         fig, ax = plt.subplots(figsize=(8, 3.6))
@@ -293,7 +296,7 @@ def _storm(data: dict[str, Any], out: Path) -> list[str]:
         "",
         _table(["measure", "value"], [[r["name"], r["value"]] for r in data["rows"]]),
     ]
-    md += [f"- {note}" for note in data.get("notes", [])]
+    md += [""] + [f"- {note}" for note in data.get("notes", [])]
     return md
 
 

@@ -72,7 +72,12 @@ def _import_profile(workdir: Path) -> list[dict[str, Any]]:
                 "depth": depth,
             }
         )
-    top = [r for r in rows if r["depth"] <= 1]
+    # Packages (root names, whoever imported them first) and the service's own top-level modules.
+    top = [
+        r
+        for r in rows
+        if "." not in r["module"] or (r["module"].startswith("responder.") and r["depth"] == 0)
+    ]
     top.sort(key=lambda r: r["cumulative_ms"], reverse=True)
     return top[:15]
 
