@@ -1,9 +1,11 @@
 """The service's one door to the Kubernetes API.
 
-Stage: kube edge. `Kube` wraps a kubernetes_asyncio `ApiClient` built from `settings.kubernetes` (a kubeconfig
-file and context, in-cluster credentials, or ~/.kube/config) and sends raw JSON requests by path: bodies and
-answers are the API's own camelCase dicts, the same shape the pure planning code reads and builds. Every
-request waits for the client-side throttle, carries a timeout, is counted in
+Stage: kube edge. `Kube` sends raw JSON requests by path: bodies and answers are the API's own camelCase
+dicts, the same shape the pure planning code reads and builds. Credentials come from `responder.kube.credentials`
+(a kubeconfig file and context, in-cluster credentials, or the default kubeconfig) and requests go out over the
+service's own aiohttp transport; only a kubeconfig whose user authenticates through an `exec` or
+`auth-provider` plugin is handed to kubernetes-asyncio, imported then and only then (it loads ~860 generated
+modules, ~33 MB). Every request waits for the client-side throttle, carries a timeout, is counted in
 `oom_responder_kube_requests_total{verb,code}`, is retried for passing failures (`responder.kube.retrying`)
 and fails with `responder.kube.errors` only. It decides nothing about incidents.
 """
@@ -11,27 +13,33 @@ and fails with `responder.kube.errors` only. It decides nothing about incidents.
 from __future__ import annotations
 
 import asyncio
-import os
+import dataclasses
+import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import aiohttp
-from kubernetes_asyncio import client as k8s_client
-from kubernetes_asyncio import config as k8s_config
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from responder import metrics as metrics_mod
-from responder.kube import errors, retrying, throttling
+from responder.kube import credentials, errors, retrying, throttling
 from responder.models import settings
 
 __all__ = [
     "JSON_PATCH",
     "MERGE_PATCH",
     "STRATEGIC_MERGE_PATCH",
+    "AiohttpTransport",
+    "Answer",
+    "ApiClientTransport",
     "Body",
     "Kube",
     "NoCredentials",
+    "Transport",
 ]
+
+logger = logging.getLogger(__name__)
 
 Body = dict[str, Any]
 
@@ -39,27 +47,188 @@ MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 
+USER_AGENT = "oom-responder"
+
 _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 _OK = {200: "object", 201: "object", 202: "object"}
 
+NoCredentials = credentials.NoCredentials
+"""No cluster to talk to: no kubeconfig found and not running in a pod (or the kubeconfig is unusable)."""
 
-class NoCredentials(Exception):
-    """No cluster to talk to: no kubeconfig found and not running in a pod (or the kubeconfig is unusable)."""
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """One HTTP answer: `data` is the parsed JSON for a 2xx, the raw body otherwise (for the error)."""
+
+    status: int
+    data: Any
+    headers: Mapping[str, str]
+    reason: str = ""
+
+
+class Transport(Protocol):
+    """Sends one request. Answers every HTTP status; raises aiohttp.ClientError or TimeoutError when there
+    was no answer."""
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: list[tuple[str, str]],
+        body: Any,
+        content_type: str,
+        timeout_seconds: float,
+    ) -> Answer: ...
+
+    async def close(self) -> None: ...
+
+
+class AiohttpTransport:
+    """The service's own transport: one aiohttp session to one API server."""
+
+    def __init__(self, creds: credentials.Credentials, *, pool_size: int = 100) -> None:
+        self.credentials = creds
+        # ssl=True keeps aiohttp's default verification for a plain-http server (it is never used there).
+        connector = aiohttp.TCPConnector(ssl=creds.ssl_context or True, limit=pool_size)
+        self.session = aiohttp.ClientSession(
+            connector=connector,
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            # Query strings and paths are the API's own; JSON answers are parsed here, not by aiohttp.
+            skip_auto_headers=("Content-Type",),
+        )
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: list[tuple[str, str]],
+        body: Any,
+        content_type: str,
+        timeout_seconds: float,
+    ) -> Answer:
+        headers: dict[str, str] = {}
+        authorization = self.credentials.authorization()
+        if authorization:
+            headers["Authorization"] = authorization
+        data: bytes | None = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            data = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
+        extra: dict[str, Any] = {}
+        if self.credentials.tls_server_name:
+            extra["server_hostname"] = self.credentials.tls_server_name
+        async with self.session.request(
+            method,
+            self.credentials.server + path,
+            params=params or None,
+            data=data,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout_seconds),
+            allow_redirects=False,
+            **extra,
+        ) as response:
+            raw = await response.read()
+            status = response.status
+            if 200 <= status < 300:
+                try:
+                    parsed: Any = json.loads(raw) if raw else {}
+                except ValueError:
+                    parsed = {}
+                return Answer(
+                    status=status, data=parsed, headers=response.headers, reason=response.reason or ""
+                )
+            return Answer(
+                status=status,
+                data=raw.decode("utf-8", "replace"),
+                headers=response.headers,
+                reason=response.reason or "",
+            )
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+class ApiClientTransport:
+    """A kubernetes-asyncio `ApiClient` as transport: for kubeconfig users that authenticate through a plugin
+    (the library runs `exec` and `auth-provider` and refreshes what they return), and for callers that already
+    hold an ApiClient."""
+
+    def __init__(self, api: Any) -> None:
+        self.api = api
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: list[tuple[str, str]],
+        body: Any,
+        content_type: str,
+        timeout_seconds: float,
+    ) -> Answer:
+        from kubernetes_asyncio.client.exceptions import ApiException  # noqa: PLC0415 - only on this path
+
+        try:
+            data, status, headers = await self.api.call_api(
+                path,
+                method,
+                query_params=params,
+                header_params={"Accept": "application/json", "Content-Type": content_type},
+                body=body,
+                response_types_map=_OK,
+                auth_settings=["BearerToken"],
+                _return_http_data_only=False,
+                _request_timeout=timeout_seconds,
+            )
+        except ApiException as e:
+            return Answer(
+                status=int(e.status or 0), data=e.body, headers=e.headers or {}, reason=str(e.reason or "")
+            )
+        return Answer(status=int(status), data=data, headers=headers or {})
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    @classmethod
+    async def from_kubeconfig(cls, path: Path, *, context: str | None) -> ApiClientTransport:
+        """kubernetes-asyncio's own loader for a kubeconfig (runs its `exec`/`auth-provider` plugin)."""
+        from kubernetes_asyncio import client as k8s_client  # noqa: PLC0415 - heavy: only on this path
+        from kubernetes_asyncio import config as k8s_config  # noqa: PLC0415
+
+        configuration = k8s_client.Configuration()
+        try:
+            await k8s_config.load_kube_config(
+                config_file=str(path), context=context, client_configuration=configuration
+            )
+        except (k8s_config.ConfigException, OSError) as e:
+            raise NoCredentials(str(e)) from e
+        return cls(k8s_client.ApiClient(configuration=configuration))
 
 
 class Kube:
-    """Raw JSON access to the API server. Build with `await Kube.connect(...)`; `await close()` once."""
+    """Raw JSON access to the API server. Build with `await Kube.connect(...)`; `await close()` once.
+
+    `transport` is what sends; `api` (a kubernetes-asyncio ApiClient) is accepted instead of it and wrapped in
+    an `ApiClientTransport`.
+    """
 
     def __init__(
         self,
         *,
-        api: Any,
         settings: settings.KubernetesSettings,
         metrics: metrics_mod.Metrics,
+        transport: Transport | None = None,
+        api: Any = None,
         throttle: throttling.Throttle | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.api = api
+        if transport is None:
+            if api is None:
+                raise TypeError("Kube needs a transport or an api client")
+            transport = ApiClientTransport(api)
+        self.transport = transport
         self.settings = settings
         self.metrics = metrics
         self.throttle = throttle or throttling.Throttle(qps=settings.qps, burst=settings.burst)
@@ -68,27 +237,19 @@ class Kube:
     @classmethod
     async def connect(cls, *, settings: settings.KubernetesSettings, metrics: metrics_mod.Metrics) -> Kube:
         """Credentials from the configured kubeconfig, else in-cluster, else the default kubeconfig."""
-        configuration = k8s_client.Configuration()
+        transport: Transport
         try:
-            if settings.kubeconfig:
-                await k8s_config.load_kube_config(
-                    config_file=settings.kubeconfig,
-                    context=settings.context,
-                    client_configuration=configuration,
-                )
-            elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-                # The library leaves this loader unannotated.
-                k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-            else:
-                await k8s_config.load_kube_config(
-                    context=settings.context, client_configuration=configuration
-                )
-        except (k8s_config.ConfigException, OSError) as e:
-            raise NoCredentials(str(e)) from e
-        return cls(api=k8s_client.ApiClient(configuration=configuration), settings=settings, metrics=metrics)
+            found = credentials.load(settings)
+        except credentials.NeedsPlugin as e:
+            transport = await ApiClientTransport.from_kubeconfig(e.path, context=e.context)
+            logger.info("kubernetes credentials: %s (through kubernetes-asyncio)", e)
+        else:
+            transport = AiohttpTransport(found)
+            logger.debug("kubernetes credentials: %s", found.source)
+        return cls(transport=transport, settings=settings, metrics=metrics)
 
     async def close(self) -> None:
-        await self.api.close()
+        await self.transport.close()
 
     async def request(
         self,
@@ -108,32 +269,27 @@ class Kube:
         async def attempt() -> Body:
             await self.throttle.acquire()
             try:
-                data, status, _headers = await self.api.call_api(
-                    path,
+                answer = await self.transport.send(
                     method,
-                    query_params=params,
-                    header_params={"Accept": "application/json", "Content-Type": content_type},
+                    path,
+                    params=params,
                     body=body,
-                    response_types_map=_OK,
-                    auth_settings=["BearerToken"],
-                    _return_http_data_only=False,
-                    _request_timeout=self.settings.request_timeout_seconds,
+                    content_type=content_type,
+                    timeout_seconds=self.settings.request_timeout_seconds,
                 )
-            except ApiException as e:
-                status = int(e.status or 0)
-                self.metrics.kube_requests.labels(label, str(status)).inc()
-                raise errors.from_status(
-                    status=status,
-                    body=e.body,
-                    headers=e.headers,
-                    reason=str(e.reason or ""),
-                    eviction=eviction,
-                ) from e
             except (aiohttp.ClientError, TimeoutError) as e:
                 self.metrics.kube_requests.labels(label, "0").inc()
                 raise errors.KubeUnavailable(f"{method} {path}: {type(e).__name__}: {e}"[:500]) from e
-            self.metrics.kube_requests.labels(label, str(status)).inc()
-            return data if isinstance(data, dict) else {}
+            self.metrics.kube_requests.labels(label, str(answer.status)).inc()
+            if not 200 <= answer.status < 300:
+                raise errors.from_status(
+                    status=answer.status,
+                    body=answer.data,
+                    headers=answer.headers,
+                    reason=answer.reason,
+                    eviction=eviction,
+                )
+            return answer.data if isinstance(answer.data, dict) else {}
 
         return await retrying.retrying(attempt, max_attempts=self.settings.max_attempts, sleep=self._sleep)
 

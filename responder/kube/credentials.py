@@ -1,0 +1,313 @@
+"""Where the service's Kubernetes credentials come from: a kubeconfig file, or the pod's service account.
+
+Stage: kube edge. `load` reads `settings.kubernetes` (a kubeconfig file and context), else the in-cluster
+service account (`KUBERNETES_SERVICE_HOST`/`_PORT` and the token and CA under
+/var/run/secrets/kubernetes.io/serviceaccount), else `$KUBECONFIG` (its first file) or ~/.kube/config, and
+returns `Credentials`: the server URL, a TLS context, and a bearer token (fixed, or a file re-read when it
+changes and at least every minute, because bound service-account tokens rotate) or basic auth. Kubeconfig
+users that authenticate through a plugin (`exec`, `auth-provider`) are not handled here: `NeedsPlugin` tells
+the client to use the kubernetes-asyncio loader for them. This module opens no connection and decides nothing
+about incidents.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import os
+import ssl
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from responder.models import settings as settings_mod
+
+__all__ = [
+    "SERVICE_ACCOUNT_DIR",
+    "TOKEN_REFRESH_SECONDS",
+    "Credentials",
+    "NeedsPlugin",
+    "NoCredentials",
+    "TokenFile",
+    "from_kubeconfig",
+    "in_cluster",
+    "load",
+]
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+"""Where the kubelet mounts a pod's service-account token and the cluster CA."""
+
+TOKEN_REFRESH_SECONDS = 60.0
+"""A token file is read again at least this often even when its mtime did not change (client-go does too)."""
+
+
+class NoCredentials(Exception):
+    """No cluster to talk to: no kubeconfig found and not running in a pod (or the kubeconfig is unusable)."""
+
+
+class NeedsPlugin(Exception):
+    """The kubeconfig's user authenticates through an `exec` or `auth-provider` plugin."""
+
+    def __init__(self, message: str, *, path: Path, context: str | None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.context = context
+
+
+class TokenFile:
+    """A bearer token kept in a file that may be replaced at any time (a projected service-account token).
+
+    `current()` re-reads the file when its modification time changed or `refresh_seconds` passed since the
+    last read; when a re-read fails the last token read is kept (the kubelet swaps the file atomically, so a
+    failure is passing) and the next call tries again.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        refresh_seconds: float = TOKEN_REFRESH_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = path
+        self.refresh_seconds = refresh_seconds
+        self._clock = clock
+        self._mtime_ns = -1
+        self._read_at = float("-inf")
+        self._token = self._read()  # the first read must succeed: an unreadable token is no credential
+
+    def _read(self) -> str:
+        mtime_ns = self.path.stat().st_mtime_ns
+        token = self.path.read_text().strip()
+        self._mtime_ns = mtime_ns
+        self._read_at = self._clock()
+        return token
+
+    def current(self) -> str:
+        try:
+            changed = self.path.stat().st_mtime_ns != self._mtime_ns
+        except OSError:
+            changed = False
+        if changed or self._clock() - self._read_at >= self.refresh_seconds:
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                self._token = self._read()
+        return self._token
+
+
+@dataclasses.dataclass(frozen=True)
+class Credentials:
+    """How to reach and authenticate to one API server. `source` says where it came from (for logs)."""
+
+    server: str
+    ssl_context: ssl.SSLContext | None
+    """None for a plain-http server (a local proxy); otherwise verifies the server as configured."""
+    source: str
+    token: str | None = None
+    token_file: TokenFile | None = None
+    username: str | None = None
+    password: str | None = None
+    tls_server_name: str | None = None
+    """The name the server certificate is checked against when it differs from the URL's host."""
+
+    def authorization(self) -> str | None:
+        """The Authorization header value, or None when the client certificate (or nothing) authenticates."""
+        if self.token_file is not None:
+            return f"Bearer {self.token_file.current()}"
+        if self.token:
+            return f"Bearer {self.token}"
+        if self.username is not None and self.password is not None:
+            raw = f"{self.username}:{self.password}".encode()
+            return f"Basic {base64.b64encode(raw).decode('ascii')}"
+        return None
+
+
+def _ssl_context(
+    *,
+    ca_file: Path | None = None,
+    ca_data: str | None = None,
+    cert: tuple[bytes, bytes] | tuple[Path, Path] | None = None,
+    insecure: bool = False,
+) -> ssl.SSLContext:
+    context = ssl.create_default_context(
+        cafile=str(ca_file) if ca_file else None, cadata=ca_data if ca_data else None
+    )
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if cert is not None:
+        certificate, key = cert
+        if isinstance(certificate, Path) and isinstance(key, Path):
+            context.load_cert_chain(str(certificate), str(key))
+        else:
+            assert isinstance(certificate, bytes) and isinstance(key, bytes)
+            _load_cert_chain_from_memory(context, certificate, key)
+    return context
+
+
+def _load_cert_chain_from_memory(context: ssl.SSLContext, certificate: bytes, key: bytes) -> None:
+    # The ssl module loads a client certificate from files only: a private file lives just for the call.
+    descriptor, name = tempfile.mkstemp(prefix="oom-responder-client-", suffix=".pem")
+    try:
+        with os.fdopen(descriptor, "wb") as f:
+            f.write(certificate.rstrip(b"\n") + b"\n" + key)
+        context.load_cert_chain(name)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+
+
+def _data(value: Any, what: str) -> bytes:
+    try:
+        return base64.b64decode(str(value), validate=False)
+    except ValueError as e:
+        raise NoCredentials(f"{what} is not base64: {e}") from e
+
+
+def in_cluster(
+    *, environ: Mapping[str, str] | None = None, directory: Path | None = None
+) -> Credentials | None:
+    """The pod's service account, or None when not running in a pod (no KUBERNETES_SERVICE_HOST)."""
+    environ = os.environ if environ is None else environ
+    directory = SERVICE_ACCOUNT_DIR if directory is None else directory
+    host = environ.get("KUBERNETES_SERVICE_HOST", "")
+    port = environ.get("KUBERNETES_SERVICE_PORT", "")
+    if not host:
+        return None
+    if not port:
+        raise NoCredentials("KUBERNETES_SERVICE_HOST is set but KUBERNETES_SERVICE_PORT is not")
+    token_path, ca_path = directory / "token", directory / "ca.crt"
+    try:
+        token_file = TokenFile(token_path)
+        context = _ssl_context(ca_file=ca_path)
+    except (OSError, ssl.SSLError, UnicodeDecodeError) as e:
+        raise NoCredentials(f"in-cluster service account unusable ({directory}): {e}") from e
+    if not token_file.current():
+        raise NoCredentials(f"in-cluster service-account token {token_path} is empty")
+    bracketed = f"[{host}]" if ":" in host else host
+    return Credentials(
+        server=f"https://{bracketed}:{port}",
+        ssl_context=context,
+        source=f"in-cluster service account ({directory})",
+        token_file=token_file,
+    )
+
+
+def _named(entries: Any, name: str, kind: str, path: Path) -> dict[str, Any]:
+    for entry in entries or []:
+        if isinstance(entry, dict) and entry.get("name") == name and isinstance(entry.get(kind), dict):
+            found: dict[str, Any] = entry[kind]
+            return found
+    raise NoCredentials(f"{path}: no {kind} named {name!r}")
+
+
+def from_kubeconfig(path: Path, *, context: str | None = None) -> Credentials:
+    """Credentials of one context (`context`, else the file's current-context) of a kubeconfig file.
+
+    Relative file names in it are relative to the kubeconfig's directory, as kubectl reads them. Raises
+    `NeedsPlugin` for a user with `exec` or `auth-provider`, `NoCredentials` when the file is unusable.
+    """
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise NoCredentials(f"kubeconfig {path}: {e}") from e
+    if not isinstance(document, dict):
+        raise NoCredentials(f"kubeconfig {path}: not a kubeconfig (no mapping at the top)")
+    name = context or document.get("current-context")
+    if not name:
+        raise NoCredentials(f"kubeconfig {path}: no current-context and no context configured")
+    ctx = _named(document.get("contexts"), str(name), "context", path)
+    cluster = _named(document.get("clusters"), str(ctx.get("cluster") or ""), "cluster", path)
+    user: dict[str, Any] = {}
+    if ctx.get("user"):
+        user = _named(document.get("users"), str(ctx["user"]), "user", path)
+    if user.get("exec") or user.get("auth-provider"):
+        raise NeedsPlugin(
+            f"kubeconfig {path}: user {ctx.get('user')!r} authenticates through a plugin",
+            path=path,
+            context=str(name),
+        )
+
+    def file(value: Any) -> Path:
+        return (path.parent / os.path.expanduser(str(value))).resolve()
+
+    server = str(cluster.get("server") or "").rstrip("/")
+    if not server.startswith(("https://", "http://")):
+        raise NoCredentials(f"kubeconfig {path}: cluster {ctx.get('cluster')!r} has no https server")
+    try:
+        context_ssl: ssl.SSLContext | None = None
+        if server.startswith("https://"):
+            cert: tuple[bytes, bytes] | tuple[Path, Path] | None = None
+            has_cert = user.get("client-certificate-data") or user.get("client-certificate")
+            has_key = user.get("client-key-data") or user.get("client-key")
+            if has_cert and has_key:
+                certificate = (
+                    _data(user["client-certificate-data"], "client-certificate-data")
+                    if user.get("client-certificate-data")
+                    else file(user["client-certificate"]).read_bytes()
+                )
+                key = (
+                    _data(user["client-key-data"], "client-key-data")
+                    if user.get("client-key-data")
+                    else file(user["client-key"]).read_bytes()
+                )
+                cert = (certificate, key)
+            elif has_cert or has_key:
+                raise NoCredentials(
+                    f"kubeconfig {path}: a client certificate needs both the certificate and key"
+                )
+            ca_data = cluster.get("certificate-authority-data")
+            ca_file = cluster.get("certificate-authority")
+            context_ssl = _ssl_context(
+                ca_file=file(ca_file) if ca_file and not ca_data else None,
+                ca_data=_data(ca_data, "certificate-authority-data").decode("ascii") if ca_data else None,
+                cert=cert,
+                insecure=bool(cluster.get("insecure-skip-tls-verify")),
+            )
+        token_file = None
+        if not user.get("token") and user.get("tokenFile"):
+            token_file = TokenFile(file(user["tokenFile"]))
+    except (OSError, ssl.SSLError, UnicodeDecodeError, ValueError) as e:
+        raise NoCredentials(f"kubeconfig {path} (context {name!r}): {e}") from e
+    return Credentials(
+        server=server,
+        ssl_context=context_ssl,
+        source=f"kubeconfig {path} (context {name!r})",
+        token=str(user["token"]) if user.get("token") else None,
+        token_file=token_file,
+        username=str(user["username"]) if user.get("username") is not None else None,
+        password=str(user["password"]) if user.get("password") is not None else None,
+        tls_server_name=str(cluster["tls-server-name"]) if cluster.get("tls-server-name") else None,
+    )
+
+
+def default_kubeconfig(*, environ: Mapping[str, str] | None = None) -> Path:
+    """`$KUBECONFIG`'s first file, else ~/.kube/config."""
+    environ = os.environ if environ is None else environ
+    listed = [entry for entry in environ.get("KUBECONFIG", "").split(os.pathsep) if entry]
+    if listed:
+        return Path(os.path.expanduser(listed[0]))
+    return Path(os.path.expanduser("~/.kube/config"))
+
+
+def load(
+    kubernetes: settings_mod.KubernetesSettings,
+    *,
+    environ: Mapping[str, str] | None = None,
+    directory: Path | None = None,
+) -> Credentials:
+    """The configured kubeconfig, else in-cluster, else the default kubeconfig. Raises `NoCredentials` when
+    there is none, `NeedsPlugin` when the chosen kubeconfig user needs a plugin."""
+    if kubernetes.kubeconfig:
+        return from_kubeconfig(Path(os.path.expanduser(kubernetes.kubeconfig)), context=kubernetes.context)
+    found = in_cluster(environ=environ, directory=directory)
+    if found is not None:
+        return found
+    path = default_kubeconfig(environ=environ)
+    if not path.is_file():
+        raise NoCredentials(f"no kubeconfig ({path} does not exist) and not running in a cluster")
+    return from_kubeconfig(path, context=kubernetes.context)

@@ -1,0 +1,1 @@
+"""The Kubernetes client edge on the real control plane."""
