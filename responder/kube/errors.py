@@ -1,8 +1,9 @@
 """The service's own Kubernetes API errors, mapped from the API server's answers.
 
 Stage: kube edge. The API server's error answers and aiohttp's errors stop here: everything above
-`responder.kube` sees these classes (raised `from` the original exception when there is one). The API server's own message (from
-its `Status` body) is kept, truncated, because it is what an operator needs ("exceeded quota: ...").
+`responder.kube` sees these classes (raised `from` the original exception when there is one). The API
+server's own message (from its `Status` body) is kept, truncated, because it is what an operator needs
+("exceeded quota: ...").
 This module must not retry, log or decide anything.
 """
 
