@@ -96,6 +96,8 @@ class AiohttpTransport:
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
             # Query strings and paths are the API's own; JSON answers are parsed here, not by aiohttp.
             skip_auto_headers=("Content-Type",),
+            # HTTPS_PROXY / NO_PROXY from the environment, as client-go and kubernetes-asyncio honour them.
+            trust_env=True,
         )
 
     async def send(
@@ -119,6 +121,8 @@ class AiohttpTransport:
         extra: dict[str, Any] = {}
         if self.credentials.tls_server_name:
             extra["server_hostname"] = self.credentials.tls_server_name
+        if self.credentials.proxy_url:
+            extra["proxy"] = self.credentials.proxy_url
         async with self.session.request(
             method,
             self.credentials.server + path,

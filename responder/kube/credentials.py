@@ -113,6 +113,8 @@ class Credentials:
     password: str | None = None
     tls_server_name: str | None = None
     """The name the server certificate is checked against when it differs from the URL's host."""
+    proxy_url: str | None = None
+    """The kubeconfig cluster's `proxy-url`; without it HTTPS_PROXY/NO_PROXY from the environment apply."""
 
     def authorization(self) -> str | None:
         """The Authorization header value, or None when the client certificate (or nothing) authenticates."""
@@ -282,6 +284,7 @@ def from_kubeconfig(path: Path, *, context: str | None = None) -> Credentials:
         username=str(user["username"]) if user.get("username") is not None else None,
         password=str(user["password"]) if user.get("password") is not None else None,
         tls_server_name=str(cluster["tls-server-name"]) if cluster.get("tls-server-name") else None,
+        proxy_url=str(cluster["proxy-url"]) if cluster.get("proxy-url") else None,
     )
 
 

@@ -5,7 +5,7 @@ environment, an IPv6 host in brackets); a rotated token file is read again when 
 every minute even when it does not, a failed re-read keeps the last token; the order of sources (configured
 kubeconfig, in-cluster, `$KUBECONFIG`'s first file, ~/.kube/config) and `NoCredentials` when there is none;
 kubeconfig parsing (context choice, relative and inline certificates, token file, basic auth,
-insecure-skip-tls-verify, tls-server-name, a plugin user handed over); `Kube.connect` raising
+insecure-skip-tls-verify, tls-server-name, proxy-url, a plugin user handed over); `Kube.connect` raising
 `client.NoCredentials` with nothing to connect to. The clock is injected; nothing sleeps.
 """
 
@@ -321,13 +321,14 @@ def test_basic_auth_becomes_a_basic_authorization_header(tmp_path: Path) -> None
     assert header == "Basic " + base64.b64encode(b"admin:s3cret").decode()
 
 
-def test_insecure_skip_tls_verify_and_tls_server_name_are_honoured(tmp_path: Path) -> None:
+def test_insecure_skip_tls_verify_tls_server_name_and_proxy_url_are_honoured(tmp_path: Path) -> None:
     kubeconfig = _kubeconfig(
         tmp_path / "config",
         cluster={
             "server": "https://10.1.2.3:6443",
             "insecure-skip-tls-verify": True,
             "tls-server-name": "api",
+            "proxy-url": "http://proxy.internal:3128",
         },
         user={"token": "t"},
     )
@@ -336,6 +337,7 @@ def test_insecure_skip_tls_verify_and_tls_server_name_are_honoured(tmp_path: Pat
     assert found.ssl_context.verify_mode == ssl.CERT_NONE
     assert not found.ssl_context.check_hostname
     assert found.tls_server_name == "api"
+    assert found.proxy_url == "http://proxy.internal:3128"
 
 
 def test_a_named_context_is_used_instead_of_the_current_one_and_a_plugin_user_is_handed_over(
