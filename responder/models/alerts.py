@@ -77,8 +77,13 @@ class AlertEvent:
     annotations: Mapping[str, str]
     generator_url: str
     external_url: str
+    occurrence_id: str = dataclasses.field(init=False, repr=False, compare=False)
+    """One firing of one alert: Alertmanager keeps startsAt across repeats and HA peers. Derived from
+    `fingerprint` and `starts_at` once, at construction (`dataclasses.replace` derives it again): it is read
+    several times per alert on the ingest path, and the UTC conversion and formatting are not free."""
 
-    @property
-    def occurrence_id(self) -> str:
-        """One firing of one alert: Alertmanager keeps startsAt across repeats and HA peers."""
-        return f"{self.fingerprint}@{self.starts_at.astimezone(datetime.UTC).isoformat()}"
+    def __post_init__(self) -> None:
+        # Frozen: the generated __setattr__ refuses, so set the derived slot the way dataclasses itself does.
+        object.__setattr__(
+            self, "occurrence_id", f"{self.fingerprint}@{self.starts_at.astimezone(datetime.UTC).isoformat()}"
+        )

@@ -1,11 +1,13 @@
 """Normalizing Alertmanager alerts into AlertEvents.
 
 Covers: kind from the configurable alert-name mapping; unmapped and missing alert names; configurable label
-names; empty labels read as absent; the occurrence id; a stable fingerprint derived when Alertmanager sends none.
+names; empty labels read as absent; the occurrence id, derived again when the fingerprint or start is replaced;
+a stable fingerprint derived when Alertmanager sends none.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 
 from responder.logic import normalizing
@@ -79,3 +81,14 @@ def test_the_occurrence_id_is_the_same_in_any_time_zone() -> None:
     assert utc is not None and shifted is not None
     assert utc.occurrence_id == shifted.occurrence_id
     assert utc.starts_at == datetime.datetime(2024, 5, 1, 10, tzinfo=datetime.UTC)
+
+
+def test_the_occurrence_id_follows_a_replaced_fingerprint_or_start_and_is_not_part_of_equality() -> None:
+    event = _normalize(payloads.alert(fingerprint="f1", starts_at="2024-05-01T12:00:00.5+02:00"))
+    assert event is not None
+    assert event.occurrence_id == "f1@2024-05-01T10:00:00.500000+00:00"
+    later = dataclasses.replace(event, starts_at=datetime.datetime(2024, 5, 1, 11, tzinfo=datetime.UTC))
+    assert later.occurrence_id == "f1@2024-05-01T11:00:00+00:00"
+    assert dataclasses.replace(event, fingerprint="f2").occurrence_id == "f2@2024-05-01T10:00:00.500000+00:00"
+    assert dataclasses.replace(event) == event
+    assert "occurrence_id" not in repr(event)
