@@ -1,8 +1,8 @@
 """`oom-responder serve`, run as the README says, as a separate process.
 
 Covers: with the example config and a token in the environment it starts, answers a webhook with 202, explains
-on /readyz that it plans from labels only, logs one JSON object per decision, and exits 0 on SIGTERM after
-draining; without the token it refuses to start (exit 2) naming what to set.
+on /readyz that it plans from labels only, logs one JSON object per webhook and one per decision, and exits 0
+on SIGTERM after draining; without the token it refuses to start (exit 2) naming what to set.
 """
 
 from __future__ import annotations
@@ -79,6 +79,10 @@ async def test_serves_the_example_config_and_answers_a_webhook() -> None:
         assert decision["target"] == "shop/Deployment/api"
         assert decision["action"] == "raise_memory"
         assert decision["decision"] == "would_do"
+        # The receiver logs the webhook once, with its counts; the decision above is the only per-alert line.
+        [received] = [record for record in logs if record["message"] == "webhook accepted"]
+        assert (received["accepted"], received["duplicates"], received["ignored"]) == (1, 0, 0)
+        assert not any(record["message"] == "alert queued" for record in logs)
         process.send_signal(signal.SIGTERM)
         await _read_logs_until(process, "stopped", logs)
         assert await asyncio.wait_for(process.wait(), timeout=60) == 0

@@ -1,17 +1,22 @@
 """POST /webhook: what is accepted, what is refused, and that nothing acknowledged is lost.
 
 Covers: 202 counts (accepted, duplicates, resolved, ignored) for groups, repeats, resolved alerts and in-payload
-duplicates; every rejection (401, 413 by header and while streaming, 415, 400, 422 with field paths, 503 full
-and shutting down) as JSON, each leaving the queue exactly as it was and losing nothing accepted before;
-a rejected request is not remembered as seen, so Alertmanager's retry is accepted; metrics for all of it.
+duplicates; every rejection (401, 413 by header and while streaming, 415, 400 with the position, 422 with field
+paths, 503 full and shutting down) as JSON, each leaving the queue exactly as it was and losing nothing
+accepted before; a full queue and a shutdown are answered before the body is looked at; a rejected request is
+not remembered as seen, so Alertmanager's retry is accepted; a UTF-8 byte order mark is accepted; metrics for
+all of it, alerts counted per (alert name, status); one log line per webhook, occurrence ids at DEBUG only.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
+
+import pytest
 
 from responder.web import app as app_mod
 from tests.unit import payloads
@@ -101,6 +106,53 @@ async def test_received_alerts_are_counted_with_unmapped_names_folded(make_servi
     assert sample("oom_responder_alerts_received_total", {"alertname": "OOMKilled", "status": "firing"}) == 1
     assert sample("oom_responder_alerts_received_total", {"alertname": "other", "status": "firing"}) == 1
     await service.settle()
+
+
+async def test_alerts_are_counted_per_name_and_status_however_many_share_them(
+    make_service: ServiceFactory,
+) -> None:
+    service = await make_service()
+    other = payloads.alert("KubeJobFailed", pod="job-1", fingerprint="f5")
+    resolved = {**HIGH_3, "status": "resolved"}
+    await _post(service, payloads.payload(OOM_1, OOM_2, OOM_1, resolved, UNKNOWN, other))
+    sample = service.registry.get_sample_value
+    assert sample("oom_responder_alerts_received_total", {"alertname": "OOMKilled", "status": "firing"}) == 3
+    assert (
+        sample("oom_responder_alerts_received_total", {"alertname": "PodMemoryHigh", "status": "resolved"})
+        == 1
+    )
+    assert sample("oom_responder_alerts_received_total", {"alertname": "other", "status": "firing"}) == 2
+    assert sample("oom_responder_alerts_deduplicated_total") == 1
+    await service.settle()
+
+
+async def test_a_webhook_is_logged_once_with_its_counts_and_the_occurrences_only_at_debug(
+    make_service: ServiceFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = await make_service()
+    with caplog.at_level(logging.INFO, logger="responder.web.receiving"):
+        await _post(service, payloads.payload(OOM_1, OOM_2, UNKNOWN))
+    [record] = [r for r in caplog.records if r.name == "responder.web.receiving"]
+    assert (record.levelno, record.getMessage()) == (logging.INFO, "webhook accepted")
+    counts = {key: getattr(record, key) for key in ("accepted", "duplicates", "resolved", "ignored")}
+    assert counts == {"accepted": 2, "duplicates": 0, "resolved": 0, "ignored": 1}
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="responder.web.receiving"):
+        await _post(service, payloads.payload(HIGH_3, OOM_1))
+    [debug] = [r for r in caplog.records if r.levelno == logging.DEBUG]
+    assert debug.occurrence_ids == [OCCURRENCE.format("f3")]  # type: ignore[attr-defined]
+    await service.settle()
+
+
+async def test_a_utf8_byte_order_mark_is_accepted(make_service: ServiceFactory) -> None:
+    service = await make_service()
+    body = b"\xef\xbb\xbf" + json.dumps(payloads.payload(OOM_1)).encode()
+    response = await service.client.post(
+        "/webhook", data=body, headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert response.status == 202
+    assert (await response.json())["accepted"] == 1
+    assert await service.settle() == [OCCURRENCE.format("f1")]
 
 
 # Rejections. Each test first gets one alert accepted and held in the queue, sends the bad request, and then
@@ -201,6 +253,27 @@ async def test_malformed_json_gets_400_with_the_position(make_service: ServiceFa
     await _assert_only_the_first_was_queued(service)
 
 
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b'{"version": "4"} and more', "line 1 column 18: Extra data"),
+        (b"", "line 1 column 1: Expecting value"),
+        (b'{"version": "\xff"}', "'utf-8' codec can't decode byte 0xff in position 13: invalid start byte"),
+    ],
+)
+async def test_what_is_not_json_gets_400_saying_where(
+    make_service: ServiceFactory, body: bytes, detail: str
+) -> None:
+    service = await make_service()
+    await _accept_one(service)
+    response = await service.client.post(
+        "/webhook", data=body, headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert response.status == 400
+    assert await response.json() == {"error": "malformed JSON", "detail": [detail]}
+    await _assert_only_the_first_was_queued(service)
+
+
 async def test_a_schema_error_gets_422_naming_the_field_paths(make_service: ServiceFactory) -> None:
     service = await make_service()
     await _accept_one(service)
@@ -240,6 +313,30 @@ async def test_a_full_queue_refuses_the_whole_group(make_service: ServiceFactory
     assert service.registry.get_sample_value("oom_responder_webhook_requests_total", {"code": "503"}) == 1
 
 
+async def test_a_full_queue_refuses_before_looking_at_the_body(make_service: ServiceFactory) -> None:
+    service = await make_service(queue={"max_pending": 1})
+    await _accept_one(service)
+    # Not even JSON: a full queue answers 503 (retried by Alertmanager) without reading or parsing anything.
+    response = await service.client.post(
+        "/webhook", data=b"{not json", headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert response.status == 503
+    assert await response.json() == {
+        "error": "queue full",
+        "detail": ["queue full: 1 of 1 alerts pending", "Alertmanager will retry"],
+    }
+    status, _ = await _post(service, payloads.payload(OOM_2))
+    assert status == 503
+    await _assert_only_the_first_was_queued(service)
+    assert service.registry.get_sample_value("oom_responder_webhook_requests_total", {"code": "503"}) == 2
+    assert (
+        service.registry.get_sample_value(
+            "oom_responder_alerts_received_total", {"alertname": "OOMKilled", "status": "firing"}
+        )
+        == 1
+    )
+
+
 async def test_shutting_down_refuses_webhooks_and_fails_readiness_while_work_drains(
     make_service: ServiceFactory,
 ) -> None:
@@ -251,6 +348,10 @@ async def test_shutting_down_refuses_webhooks_and_fails_readiness_while_work_dra
     await asyncio.sleep(0)
     status, body = await _post(service, payloads.payload(OOM_2))
     assert (status, body["error"]) == (503, "shutting down")
+    response = await service.client.post(
+        "/webhook", data=b"{not json", headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert (response.status, (await response.json())["error"]) == (503, "shutting down")
     response = await service.client.get("/readyz")
     assert response.status == 503
     assert (await response.json())["shutting_down"] is True
