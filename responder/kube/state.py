@@ -5,6 +5,14 @@ read, so the API server (etcd) accepts exactly one of two racing writers and the
 (409 → retry). That is what makes the global budget hold in total across replicas, and what lets exactly one
 replica observe each breaker transition, so that the breaker notification goes out once.
 
+Within one process the updates are serialized by one lock and each starts from the state and resourceVersion
+this process last read or wrote (a PUT's answer carries the new resourceVersion), so sibling tasks never
+race each other and an update costs one PUT; only another replica's write makes it fail (409), and only then
+is the object read again. Waiting reservations (a write already planned and pre-checked) and pause switches
+go before waiting blast-radius counts, so that a burst of new alerts does not hold back the mitigations that
+were under way before it. A result computed from the remembered state is handed back only when a write
+proved that state current; when no write is needed, it is recomputed on a fresh read.
+
 Every change is computed by a pure function of `responder.logic.guarding`; this module only runs the
 read-compute-write loop. It decides nothing itself, never notifies and never touches workloads.
 """
@@ -12,10 +20,12 @@ read-compute-write loop. It decides nothing itself, never notifies and never tou
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import datetime
 import os
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,6 +50,47 @@ _CONFLICT_BACKOFF_SECONDS = 0.05
 """First backoff after losing a compare-and-swap race; jittered and doubled up to `_MAX_BACKOFF_SECONDS`, so
 that replicas racing in a storm spread out instead of colliding again in lockstep."""
 _MAX_BACKOFF_SECONDS = 1.0
+
+
+class _Turns:
+    """One holder at a time (an asyncio lock); waiting urgent callers are served before ordinary ones."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._waiting: dict[bool, collections.deque[asyncio.Future[None]]] = {
+            True: collections.deque(),
+            False: collections.deque(),
+        }
+
+    @contextlib.asynccontextmanager
+    async def turn(self, *, urgent: bool) -> AsyncIterator[None]:
+        if self._held:
+            granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiting[urgent].append(granted)
+            try:
+                await granted
+            except BaseException:
+                if granted.done() and not granted.cancelled():
+                    self._pass_on()  # handed the turn while being cancelled: hand it on
+                else:
+                    granted.cancel()  # skipped by `_pass_on`
+                raise
+        else:
+            self._held = True
+        try:
+            yield
+        finally:
+            self._pass_on()
+
+    def _pass_on(self) -> None:
+        for urgent in (True, False):
+            queue = self._waiting[urgent]
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)  # the turn passes to it: still held
+                    return
+        self._held = False
 
 
 class StateConflict(errors.KubeConflict):
@@ -88,6 +139,9 @@ class StateStore:
         self.name = name or settings.guardrails.state_name
         self.settings = settings
         self._max_conflicts = max_conflicts
+        self._turns = _Turns()
+        self._known: tuple[cluster_state.ClusterState, str | None] | None = None
+        """The state and resourceVersion this process last read or wrote (None: nothing known)."""
 
     @property
     def _collection(self) -> str:
@@ -100,13 +154,17 @@ class StateStore:
         try:
             configmap = await self.kube.get(f"{self._collection}/{self.name}")
         except errors.KubeNotFound:
-            return cluster_state.ClusterState(), None
+            self._known = (cluster_state.ClusterState(), None)
+            return self._known
         data = configmap.get("data") or {}
         state = cluster_state.ClusterState.from_json(data.get(cluster_state.DATA_KEY))
-        return state, (configmap.get("metadata") or {}).get("resourceVersion")
+        self._known = (state, (configmap.get("metadata") or {}).get("resourceVersion"))
+        return self._known
 
-    async def _write(self, state: cluster_state.ClusterState, resource_version: str | None) -> None:
-        """Create (when it did not exist) or replace at exactly `resource_version`; KubeConflict otherwise."""
+    async def _write(self, state: cluster_state.ClusterState, resource_version: str | None) -> str | None:
+        """Create (when it did not exist) or replace at exactly `resource_version`; KubeConflict otherwise.
+
+        Returns the resourceVersion the write produced (None if the answer did not say)."""
         metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace, "labels": LABELS}
         body: dict[str, Any] = {
             "apiVersion": "v1",
@@ -116,35 +174,59 @@ class StateStore:
         }
         if resource_version is None:
             # A second replica creating it at the same time gets 409 AlreadyExists and re-reads.
-            await self.kube.create(self._collection, body)
+            answer = await self.kube.create(self._collection, body)
         else:
             # The precondition: the API server refuses the PUT with 409 if anyone wrote since our read.
             metadata["resourceVersion"] = resource_version
-            await self.kube.request("PUT", f"{self._collection}/{self.name}", body=body, verb="update")
+            answer = await self.kube.request(
+                "PUT", f"{self._collection}/{self.name}", body=body, verb="update"
+            )
+        written = (answer.get("metadata") or {}).get("resourceVersion")
+        return str(written) if written else None
 
     async def update(
         self,
         change: Callable[[cluster_state.ClusterState], tuple[cluster_state.ClusterState | None, _Result]],
+        *,
+        urgent: bool = False,
     ) -> _Result:
-        """Compare-and-swap: read, compute with `change`, write at the read resourceVersion; on 409 start over.
+        """Compare-and-swap: compute with `change`, write at the known resourceVersion; on 409 re-read, retry.
 
         `change` returns the new state (None or the same state: nothing to write) and a result handed back
-        to the caller only from the attempt whose write won. Raises StateConflict after `max_conflicts` lost
-        races, and KubeError for other failures; the caller must then not mutate the cluster.
+        to the caller only from an attempt whose state is proven current: its write won, or nothing was to
+        be written on a fresh read. Raises StateConflict after `max_conflicts` lost races, and KubeError for
+        other failures; the caller must then not mutate the cluster. Updates of this process run one at a
+        time; `urgent` ones go before those waiting that are not.
         """
-        backoff = _CONFLICT_BACKOFF_SECONDS
-        for _ in range(self._max_conflicts):
-            state, resource_version = await self._read_raw()
-            new_state, result = change(state)
-            if new_state is None or (new_state == state and resource_version is not None):
+        async with self._turns.turn(urgent=urgent):
+            backoff = _CONFLICT_BACKOFF_SECONDS
+            for _ in range(self._max_conflicts):
+                fresh = self._known is None
+                state, resource_version = self._known if self._known is not None else await self._read_raw()
+                new_state, result = change(state)
+                if new_state is None or (new_state == state and resource_version is not None):
+                    if fresh:
+                        return result
+                    # Decided on what this process last saw, without a write to prove it current: another
+                    # replica may have changed it since (a resume, a returned token). Decide again on a read.
+                    state, resource_version = await self._read_raw()
+                    new_state, result = change(state)
+                    if new_state is None or (new_state == state and resource_version is not None):
+                        return result
+                try:
+                    written = await self._write(new_state, resource_version)
+                except errors.KubeConflict:
+                    # Another replica wrote since: forget what we knew, back off, re-read.
+                    self._known = None
+                    await asyncio.sleep(random.uniform(0, backoff))
+                    backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
+                    continue
+                except BaseException:
+                    # Unknown whether the write happened (a timeout, a cancellation): read before the next one.
+                    self._known = None
+                    raise
+                self._known = (new_state, written) if written is not None else None
                 return result
-            try:
-                await self._write(new_state, resource_version)
-            except errors.KubeConflict:
-                await asyncio.sleep(random.uniform(0, backoff))
-                backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
-                continue
-            return result
         raise StateConflict(
             f"state object {self.namespace}/{self.name} changed under every one of {self._max_conflicts} attempts",
             status=409,
@@ -156,6 +238,14 @@ class StateStore:
         """The current state (a fresh one when the object does not exist yet)."""
         state, _ = await self._read_raw()
         return state
+
+    def last_known(self) -> cluster_state.ClusterState | None:
+        """The state this process last read or wrote, without a request (None: nothing known yet).
+
+        Possibly stale by another replica's write: good for a first check whose allowing answer is
+        re-checked under compare-and-swap (`reserve`), not for refusing on its own.
+        """
+        return self._known[0] if self._known is not None else None
 
     async def note_alerting(
         self, target: targets.Target, *, now: datetime.datetime
@@ -191,7 +281,7 @@ class StateStore:
         ) -> tuple[cluster_state.ClusterState | None, decisions.Decision]:
             return guarding.reserve(state, now=now, settings=self.settings)
 
-        return await self.update(change)
+        return await self.update(change, urgent=True)
 
     async def reserve_budget(self, *, now: datetime.datetime) -> bool:
         """`reserve` as a yes/no."""
@@ -203,7 +293,7 @@ class StateStore:
         def change(state: cluster_state.ClusterState) -> tuple[cluster_state.ClusterState, None]:
             return guarding.return_token(state, now=now, settings=self.settings), None
 
-        await self.update(change)
+        await self.update(change, urgent=True)
 
     async def set_paused(
         self, paused: bool, *, by: str, now: datetime.datetime
@@ -216,7 +306,7 @@ class StateStore:
             new_state = guarding.set_paused(state, paused=paused, by=by, now=now)
             return new_state, new_state
 
-        return await self.update(change)
+        return await self.update(change, urgent=True)
 
     async def resume(self, *, by: str, now: datetime.datetime) -> cluster_state.ClusterState:
         """Unpause and close the breaker."""

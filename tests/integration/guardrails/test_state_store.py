@@ -4,6 +4,9 @@ Aspects covered:
 * a missing object is created by the first writer, also when several race to create it;
 * concurrent tasks, several API clients and separate OS processes racing on `reserve` never spend more tokens
   than the budget holds, and every loser is told it was the budget;
+* tasks of one process never lose a compare-and-swap to each other: each update starts from the state the
+  process last wrote (one write, no re-read); another client's write in between costs one 409 and a re-read;
+* a decision that writes nothing is never made on a remembered state alone (another client's resume counts);
 * 50 workloads alerting at once, from several processes, with a blast radius of 10: the breaker opens and
   exactly one caller is told so; after the quiet period exactly one caller is told it closed;
 * `oom-responder pause` (a separate process) blocks every replica's next reservation; `resume` allows them again
@@ -126,6 +129,41 @@ async def test_concurrent_tasks_and_clients_never_spend_more_than_the_budget(sto
     assert len(allowed) == 7
     assert {result.guardrail for result in results if not result.allowed} == {decisions.Guardrail.BUDGET}
     assert (await replicas[0].read()).budget_tokens == pytest.approx(0.0)
+
+
+def requests(store: state.StateStore, verb: str, code: str) -> float:
+    value = store.kube.metrics.registry.get_sample_value(
+        "oom_responder_kube_requests_total", {"verb": verb, "code": code}
+    )
+    return value or 0.0
+
+
+async def test_tasks_of_one_process_never_lose_a_race_to_each_other(stores: Any) -> None:
+    replica = await stores(budget={"mutations": 50, "window_seconds": 3600})
+    other = await stores(budget={"mutations": 50, "window_seconds": 3600})
+
+    results = await asyncio.gather(*(replica.reserve(now=NOW) for _ in range(20)))
+
+    assert all(result.allowed for result in results)
+    assert requests(replica, "update", "409") == 0
+    assert requests(replica, "get", "404") + requests(replica, "get", "200") == 1
+    assert requests(replica, "create", "201") + requests(replica, "update", "200") == 20
+    # Another client writes in between: the next update loses once, re-reads, and counts both.
+    assert await other.reserve_budget(now=NOW)
+    assert await replica.reserve_budget(now=NOW)
+    assert requests(replica, "update", "409") == 1
+    assert (await other.read()).budget_tokens == pytest.approx(28.0)
+
+
+async def test_a_refusal_is_not_made_on_a_remembered_state_alone(stores: Any) -> None:
+    replica = await stores(budget={"mutations": 1, "window_seconds": 3600})
+    other = await stores(budget={"mutations": 1, "window_seconds": 3600})
+    assert await replica.reserve_budget(now=NOW)
+    assert replica.last_known() is not None and replica.last_known().budget_tokens == pytest.approx(0.0)
+
+    await other.return_budget(now=NOW)
+
+    assert await replica.reserve_budget(now=NOW)
 
 
 async def test_separate_processes_never_spend_more_than_the_budget(
