@@ -11,6 +11,11 @@ across replicas by the resourceVersion precondition of the single write that car
 ledger entry (409 → re-read, re-check, re-plan: the loser then finds the occurrence in the ledger).
 Verification of a rollout runs in a background task that does not hold the target's lock; `close()` waits
 for those tasks, then cancels what is left.
+
+Requests per alert: nothing is read twice. The workload read while locating a gone pod's owner is the
+snapshot's, unless this process wrote it since; the guard's first look at the cluster-wide state is the state
+this process last read or wrote (an allowing answer is re-checked by `reserve` under compare-and-swap, a
+refusing one on a fresh read); an API found not served (the VPA's) is not asked again for a few minutes.
 """
 
 from __future__ import annotations
@@ -60,6 +65,8 @@ class StateStore(Protocol):
 
     async def read(self) -> cluster_state.ClusterState: ...
 
+    def last_known(self) -> cluster_state.ClusterState | None: ...
+
     async def note_alerting(
         self, target: targets.Target, *, now: datetime.datetime
     ) -> tuple[cluster_state.ClusterState, cluster_state.BreakerTransition | None]: ...
@@ -92,6 +99,10 @@ def _utcnow() -> datetime.datetime:
 
 _REPLAN = "\x00replan"
 """Sentinel from `_act`: the write lost a resourceVersion race."""
+
+_RECENT_WRITES = 4096
+"""Workloads whose last write by this process is remembered (to know whether a read taken before the target's
+lock is still current); older ones are forgotten together, which only costs a re-read."""
 
 # Outcomes that a later delivery of the same alert may turn into an action: the API server was in trouble,
 # a PodDisruptionBudget refused an eviction for now, the workload kept changing, or a cluster-wide guardrail
@@ -204,6 +215,10 @@ class Processor:
         self._locks: dict[str, asyncio.Lock] = {}
         self._lock_users: collections.Counter[str] = collections.Counter()
         self._verifications: set[asyncio.Task[None]] = set()
+        self._unserved = fetching.Unserved()
+        self._write_seq = 0
+        self._recent_writes: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self._forgotten_seq = 0
 
     @property
     def dry_run(self) -> bool:
@@ -239,6 +254,19 @@ class Processor:
                 del self._lock_users[key]
                 self._locks.pop(key, None)
 
+    def _wrote(self, key: str) -> None:
+        """This process finished a write (or an attempt) on workload `key`."""
+        self._write_seq += 1
+        self._recent_writes[key] = self._write_seq
+        self._recent_writes.move_to_end(key)
+        while len(self._recent_writes) > _RECENT_WRITES:
+            _, seq = self._recent_writes.popitem(last=False)
+            self._forgotten_seq = max(self._forgotten_seq, seq)
+
+    def _unwritten_since(self, key: str, seq: int) -> bool:
+        """No write by this process on `key` finished after the write counter read `seq`."""
+        return self._forgotten_seq <= seq and self._recent_writes.get(key, 0) <= seq
+
     # ---- the handler ---------------------------------------------------------------------------------------
 
     async def handle(self, item: work.WorkItem) -> None:
@@ -247,6 +275,7 @@ class Processor:
             if item.event.status is alerts.AlertStatus.RESOLVED or item.playbook is None:
                 await self._resolved(run)
                 return
+            seen = self._write_seq
             located = await fetching.locate(self.kube, event=item.event, names=self.settings.alerts)
             if located.target is None:
                 refusal = located.refusal or decisions.Decision.refuse(decisions.Reason.TARGET_NOT_FOUND, "")
@@ -254,7 +283,12 @@ class Processor:
                 return
             run.target = located.target
             async with self._locked(located.target.key):
-                await self._process(run, located.pod)
+                # Read before the lock: still current unless a task of this process wrote it meanwhile
+                # (another replica's write is caught by the write's resourceVersion precondition).
+                workload = located.workload
+                if workload is not None and not self._unwritten_since(located.target.key, seen):
+                    workload = None
+                await self._process(run, located.pod, workload)
         except errors.KubeError as e:
             action = _first_action(item.playbook)
             self._report(
@@ -282,7 +316,7 @@ class Processor:
                 decision=located.refusal or decisions.Decision.refuse(decisions.Reason.TARGET_NOT_FOUND, "")
             )
         run.target = located.target
-        snapshot = await self._snapshot(run, located.target, located.pod)
+        snapshot = await self._snapshot(run, located.target, located.pod, located.workload)
         if snapshot is None:
             return Preview(
                 target=located.target,
@@ -332,12 +366,15 @@ class Processor:
         target: targets.Target | None = None
         if run.event.namespace:
             with contextlib.suppress(errors.KubeError):
-                found = await fetching.list_ledgers(self.kube, run.event.namespace)
-                for candidate, entries in found:
-                    if any(entry.occurrence == run.event.occurrence_id for entry in entries):
-                        target = candidate
-                        thread = resolving.thread_of(entries, run.event.occurrence_id)
-                        break
+                found = await fetching.find_recorded(
+                    self.kube,
+                    namespace=run.event.namespace,
+                    pod=run.event.pod,
+                    occurrence=run.event.occurrence_id,
+                )
+                if found is not None:
+                    target, entries = found
+                    thread = resolving.thread_of(entries, run.event.occurrence_id)
         self.notifiers.notify(
             notices.Notice(
                 kind=notices.NoticeKind.RESOLVED,
@@ -354,9 +391,15 @@ class Processor:
         )
 
     async def _snapshot(
-        self, run: _Run, target: targets.Target, pod: client.Body | None
+        self,
+        run: _Run,
+        target: targets.Target,
+        pod: client.Body | None,
+        workload: client.Body | None = None,
     ) -> planning.WorkloadSnapshot | None:
-        workload = await fetching.read_optional(self.kube, fetching.workload_path(target))
+        """Everything the plan is made from; `workload` when it was just read (else it is read here)."""
+        if workload is None:
+            workload = await fetching.read_optional(self.kube, fetching.workload_path(target))
         if workload is None:
             return None
         playbook = run.item.playbook
@@ -371,7 +414,7 @@ class Processor:
         vpa_mode = None
         options = _options(playbook, settings.Action.RAISE_MEMORY)
         if isinstance(options, settings.RaiseMemory) and options.check_vpa:
-            vpa_mode = await fetching.find_vpa_update_mode(self.kube, target)
+            vpa_mode = await fetching.find_vpa_update_mode(self.kube, target, unserved=self._unserved)
         metadata = workload.get("metadata") or {}
         run.workload_uid = metadata.get("uid")
         entries = ledgers.load((metadata.get("annotations") or {}).get(ledgers.ANNOTATION))
@@ -392,18 +435,20 @@ class Processor:
             own_namespace=self.own_namespace,
         )
 
-    async def _process(self, run: _Run, pod: client.Body | None) -> None:
+    async def _process(self, run: _Run, pod: client.Body | None, workload: client.Body | None) -> None:
         target = run.target
         playbook = run.item.playbook
         assert target is not None and playbook is not None
         noted = False
         for attempt in range(self.settings.kubernetes.conflict_attempts):
-            if attempt and run.event.pod and run.event.namespace:
-                # Someone wrote the workload since we read it: the pod may have changed too.
-                pod = await fetching.read_optional(
-                    self.kube, fetching.pod_path(run.event.namespace, run.event.pod)
-                )
-            snapshot = await self._snapshot(run, target, pod)
+            if attempt:
+                workload = None  # someone wrote it since: read it again
+                if run.event.pod and run.event.namespace:
+                    # Someone wrote the workload since we read it: the pod may have changed too.
+                    pod = await fetching.read_optional(
+                        self.kube, fetching.pod_path(run.event.namespace, run.event.pod)
+                    )
+            snapshot = await self._snapshot(run, target, pod, workload)
             if snapshot is None:
                 self._report(
                     run,
@@ -483,10 +528,23 @@ class Processor:
         (blocked or refused, already reported). Extras (diagnostics, escalation) follow in every case."""
         plan = mutation.plan
         action = plan.action
-        cluster = await self.state_store.read()
-        decision = self.guard(
-            plan=plan, snapshot=guard_snapshot, cluster=cluster, settings=self.settings, now=self.clock()
-        )
+        # The state this process last saw is good enough to go on: `reserve` re-checks pause, breaker and
+        # budget on the freshest state under compare-and-swap before the write. Not in dry-run (nothing is
+        # reserved there), and not to refuse: a refusal is decided again on a fresh read.
+        cluster = None if self.dry_run else self.state_store.last_known()
+        decision: decisions.Decision | None = None
+        if cluster is not None:
+            decision = self.guard(
+                plan=plan, snapshot=guard_snapshot, cluster=cluster, settings=self.settings, now=self.clock()
+            )
+        if decision is None or not decision.allowed:
+            decision = self.guard(
+                plan=plan,
+                snapshot=guard_snapshot,
+                cluster=await self.state_store.read(),
+                settings=self.settings,
+                now=self.clock(),
+            )
         if not decision.allowed:
             self._blocked(run, plan, decision)
             await self._event(
@@ -521,7 +579,10 @@ class Processor:
                 return None
             reserved = True
         try:
-            written = await self._write(snapshot, mutation)
+            try:
+                written = await self._write(snapshot, mutation)
+            finally:
+                self._wrote(snapshot.target.key)
         except errors.KubeConflict:
             if reserved:
                 await self.state_store.return_budget(now=self.clock())
@@ -765,14 +826,17 @@ class Processor:
         when nothing was written (the workload is gone, or kept changing)."""
         if result is entry.result and extra is None and extra_for is None:
             return False
-        return await patching.update_ledger(
-            self.kube,
-            target,
-            lambda entries: planning.with_result(entries, entry, result),
-            attempts=self.settings.kubernetes.conflict_attempts,
-            extra=extra,
-            extra_for=extra_for,
-        )
+        try:
+            return await patching.update_ledger(
+                self.kube,
+                target,
+                lambda entries: planning.with_result(entries, entry, result),
+                attempts=self.settings.kubernetes.conflict_attempts,
+                extra=extra,
+                extra_for=extra_for,
+            )
+        finally:
+            self._wrote(target.key)
 
     # ---- reporting ---------------------------------------------------------------------------------------
 

@@ -5,6 +5,11 @@ LimitRange can refuse the new pods (the ReplicaSet or StatefulSet reports `Faile
 `ReplicaFailure` condition). This module polls the workload until `observedGeneration` caught up and the
 updated replicas are all available, or a failure shows, or the deadline passes. Judging one observation is
 the pure function `judge`; `follow` does the polling. It never writes: the engine records the verdict.
+
+A poll is one GET of the workload. A Deployment needs nothing else: its controller copies a ReplicaSet's
+FailedCreate into the `ReplicaFailure` condition `judge` reads. A StatefulSet or DaemonSet reports FailedCreate
+only as an Event, which is looked up (by field selector, on that workload alone) every few polls and before
+giving up, never with a namespace-wide LIST.
 """
 
 from __future__ import annotations
@@ -19,9 +24,14 @@ from typing import Any
 from responder.kube import client, errors, fetching
 from responder.models import decisions, targets
 
-__all__ = ["Verdict", "follow", "judge"]
+__all__ = ["EVENTS_EVERY", "Verdict", "follow", "judge"]
 
 Body = Mapping[str, Any]
+
+EVENTS_EVERY = 5
+"""FailedCreate Events are looked up on the first poll without a verdict and then on every this many polls:
+a refused pod keeps the rollout from completing, so it is found a few polls late at worst, for a fraction of
+the requests."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -91,16 +101,9 @@ def judge(kind: targets.WorkloadKind, workload: Body, *, generation: int) -> Ver
     return Verdict(decisions.Outcome.DONE, f"nothing rolls out for a {kind.value}")
 
 
-async def _failure_messages(
-    kube: client.Kube, target: targets.Target, workload: Body, *, since: datetime.datetime
-) -> list[str]:
-    names = [target.name]
-    if target.kind is targets.WorkloadKind.DEPLOYMENT:
-        names += [
-            str((rs.get("metadata") or {}).get("name"))
-            for rs in await fetching.owned_replica_sets(kube, workload)
-        ]
-    return await fetching.rollout_failures(kube, target.namespace, names=names, since=since)
+def _reports_failures_as_events(kind: targets.WorkloadKind) -> bool:
+    # A Deployment's FailedCreate shows in its ReplicaFailure condition; Jobs and bare pods are not followed.
+    return kind in (targets.WorkloadKind.STATEFUL_SET, targets.WorkloadKind.DAEMON_SET)
 
 
 async def follow(
@@ -113,10 +116,13 @@ async def follow(
     poll_seconds: float,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     monotonic: Callable[[], float] = time.monotonic,
+    events_every: int = EVENTS_EVERY,
 ) -> Verdict:
     """Poll until the rollout of `generation` completes, fails (FailedCreate since `since`), or times out."""
     deadline = monotonic() + timeout_seconds
     path = fetching.workload_path(target)
+    events = _reports_failures_as_events(target.kind)
+    polls = 0
     while True:
         try:
             workload = await kube.get(path)
@@ -125,11 +131,14 @@ async def follow(
         verdict = judge(target.kind, workload, generation=generation)
         if verdict is not None:
             return verdict
-        failures = await _failure_messages(kube, target, workload, since=since)
-        if failures:
-            return Verdict(decisions.Outcome.FAILED, f"FailedCreate: {failures[-1]}")
-        if monotonic() >= deadline:
+        expired = monotonic() >= deadline
+        if events and (expired or polls % max(1, events_every) == 0):
+            failures = await fetching.rollout_failures(kube, target, since=since)
+            if failures:
+                return Verdict(decisions.Outcome.FAILED, f"FailedCreate: {failures[-1]}")
+        if expired:
             return Verdict(
                 decisions.Outcome.FAILED, f"the rollout did not complete within {timeout_seconds:g}s"
             )
+        polls += 1
         await sleep(poll_seconds)

@@ -1,9 +1,11 @@
 """Reading the live state a plan is made from.
 
 Stage: kube edge (reads only). Walks from the alerted pod to its top-level workload (the decisions are
-`responder.logic.resolving`'s), falls back to the alert's workload labels and to the ledgers on the
-namespace's workloads when the pod is gone, and reads what surrounds a workload: an HPA targeting it, a VPA's
-update mode, a pod's recent Events, rollout failures. It never writes.
+`responder.logic.resolving`'s); when the pod is gone, falls back to the alert's workload labels, then to the
+workloads the pod's name points at (read one by one and confirmed), and only then to the ledgers of every
+workload of the namespace. Reads what surrounds a workload: an HPA targeting it, a VPA's update mode (an API
+found not served is remembered for a while, so that it costs one 404, not one per alert), a pod's recent
+Events, rollout failures (by field selector, never every Event of a namespace). It never writes.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import time
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from responder.kube import client, errors
@@ -21,11 +24,12 @@ from responder.models import alerts, decisions, ledgers, settings, targets
 
 __all__ = [
     "Located",
+    "Unserved",
     "find_hpa",
+    "find_recorded",
     "find_vpa_update_mode",
     "list_ledgers",
     "locate",
-    "owned_replica_sets",
     "pod_events",
     "pod_path",
     "read_optional",
@@ -58,6 +62,11 @@ def _q(name: str) -> str:
     return urllib.parse.quote(name, safe="")
 
 
+def _field_value(value: str) -> str:
+    # Backslash, comma and equals sign are escaped in a field selector's value (as fields.EscapeValue does).
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")
+
+
 def collection_path(kind: targets.WorkloadKind, namespace: str) -> str:
     return _COLLECTIONS[kind].format(ns=_q(namespace))
 
@@ -83,6 +92,8 @@ class Located:
     target: targets.Target | None
     pod: Body | None
     refusal: decisions.Decision | None = None
+    workload: Body | None = None
+    """The target as read while locating it (only when the pod was gone), else None."""
 
 
 async def _walk(kube: client.Kube, namespace: str, step: resolving.Resolution) -> resolving.Resolution:
@@ -105,10 +116,14 @@ async def _walk(kube: client.Kube, namespace: str, step: resolving.Resolution) -
     )
 
 
+def _ledger(workload: Body) -> list[ledgers.LedgerEntry]:
+    return ledgers.load(((workload.get("metadata") or {}).get("annotations") or {}).get(ledgers.ANNOTATION))
+
+
 async def list_ledgers(
     kube: client.Kube, namespace: str
 ) -> list[tuple[targets.Target, list[ledgers.LedgerEntry]]]:
-    """Every templated workload of the namespace that carries a ledger."""
+    """Every templated workload of the namespace that carries a ledger (three LISTs: the last resort)."""
     found: list[tuple[targets.Target, list[ledgers.LedgerEntry]]] = []
     for kind in (
         targets.WorkloadKind.DEPLOYMENT,
@@ -121,6 +136,54 @@ async def list_ledgers(
             if raw:
                 found.append((targets.Target(kind, namespace, str(metadata.get("name"))), ledgers.load(raw)))
     return found
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Read:
+    candidate: resolving.NameCandidate
+    workload: Body
+
+
+async def _read_candidates(kube: client.Kube, namespace: str, pod: str | None) -> list[_Read]:
+    """The workloads the gone pod's name points at that exist, most likely first (one GET each)."""
+    found: list[_Read] = []
+    for candidate in resolving.owners_by_pod_name(namespace, pod) if pod else ():
+        workload = await read_optional(kube, workload_path(candidate.target))
+        if workload is not None:
+            found.append(_Read(candidate, workload))
+    return found
+
+
+async def find_recorded(
+    kube: client.Kube, *, namespace: str, pod: str | None, occurrence: str
+) -> tuple[targets.Target, list[ledgers.LedgerEntry]] | None:
+    """The workload whose ledger records `occurrence`, and that ledger: the workloads the pod's name points
+    at first, every workload of the namespace only when none of them does."""
+    for read in await _read_candidates(kube, namespace, pod):
+        entries = _ledger(read.workload)
+        if resolving.records(entries, occurrence):
+            return read.candidate.target, entries
+    for target, entries in await list_ledgers(kube, namespace):
+        if resolving.records(entries, occurrence):
+            return target, entries
+    return None
+
+
+async def _confirmed(kube: client.Kube, namespace: str, reads: list[_Read], occurrence: str) -> _Read | None:
+    """The candidate proven to be the pod's workload: its ledger records the occurrence, or (a Deployment)
+    the ReplicaSet the pod's name comes from exists and is controlled by it."""
+    for read in reads:
+        if resolving.records(_ledger(read.workload), occurrence):
+            return read
+    for read in reads:
+        if read.candidate.replica_set is None:
+            continue
+        path = f"/apis/apps/v1/namespaces/{_q(namespace)}/replicasets/{_q(read.candidate.replica_set)}"
+        replica_set = await read_optional(kube, path)
+        owner = resolving.controller_of(replica_set) if replica_set is not None else None
+        if owner is not None and owner.kind == "Deployment" and owner.name == read.candidate.target.name:
+            return read
+    return None
 
 
 async def locate(kube: client.Kube, *, event: alerts.AlertEvent, names: settings.AlertsSettings) -> Located:
@@ -140,7 +203,7 @@ async def locate(kube: client.Kube, *, event: alerts.AlertEvent, names: settings
         step = await _walk(kube, namespace, step)
         return Located(step.target, pod, step.refusal)
     # The pod is gone (a rollout replaced it, or it was evicted): the alert's workload labels, then the
-    # ledgers, which know every occurrence the service answered.
+    # workloads its name points at, then the ledgers, which know every occurrence the service answered.
     owner = resolving.owner_from_labels(event, names)
     if owner is not None:
         if owner.kind.lower() == "replicaset":
@@ -149,6 +212,11 @@ async def locate(kube: client.Kube, *, event: alerts.AlertEvent, names: settings
             step = resolving.resolve_owner(namespace=namespace, kind=owner.kind, name=owner.name, owner=None)
         if step.target is not None and step.target.kind is not targets.WorkloadKind.POD:
             return Located(step.target, None)
+    confirmed = await _confirmed(
+        kube, namespace, await _read_candidates(kube, namespace, event.pod), event.occurrence_id
+    )
+    if confirmed is not None:
+        return Located(confirmed.candidate.target, None, workload=confirmed.workload)
     target = resolving.find_by_occurrence(await list_ledgers(kube, namespace), event.occurrence_id)
     if target is not None:
         return Located(target, None)
@@ -173,12 +241,48 @@ async def find_hpa(kube: client.Kube, target: targets.Target) -> Body | None:
     return None
 
 
-async def find_vpa_update_mode(kube: client.Kube, target: targets.Target) -> str | None:
-    """updateMode of a VerticalPodAutoscaler targeting the workload; None without one (or without the CRD)."""
+class Unserved:
+    """APIs found not served (404 on a list), remembered for `ttl_seconds`: asking again for every alert
+    would cost a request each time for an answer that changes only when someone installs a CRD."""
+
+    def __init__(
+        self, *, ttl_seconds: float = 300.0, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl_seconds = ttl_seconds
+        self._monotonic = monotonic
+        self._until: dict[str, float] = {}
+
+    def known(self, api: str) -> bool:
+        until = self._until.get(api)
+        if until is None:
+            return False
+        if self._monotonic() >= until:
+            del self._until[api]
+            return False
+        return True
+
+    def remember(self, api: str) -> None:
+        self._until[api] = self._monotonic() + self.ttl_seconds
+
+
+_VPA_API = "autoscaling.k8s.io/v1/verticalpodautoscalers"
+
+
+async def find_vpa_update_mode(
+    kube: client.Kube, target: targets.Target, *, unserved: Unserved | None = None
+) -> str | None:
+    """updateMode of a VerticalPodAutoscaler targeting the workload; None without one (or without the CRD).
+
+    With `unserved`, a 404 (the VPA API is not served) is remembered there and not asked again meanwhile.
+    """
+    if unserved is not None and unserved.known(_VPA_API):
+        return None
     path = f"/apis/autoscaling.k8s.io/v1/namespaces/{_q(target.namespace)}/verticalpodautoscalers"
     try:
         items = await kube.list(path)
     except errors.KubeNotFound:
+        if unserved is not None:
+            unserved.remember(_VPA_API)
         return None  # the VPA CRD is not installed: nothing can manage the workload's memory
     except errors.KubeForbidden as e:
         logger.warning("cannot list VerticalPodAutoscalers, assuming none: %s", e.message)
@@ -207,7 +311,7 @@ async def pod_events(kube: client.Kube, namespace: str, pod: str, *, limit: int)
         return []
     items = await kube.list(
         f"/api/v1/namespaces/{_q(namespace)}/events",
-        query={"fieldSelector": f"involvedObject.kind=Pod,involvedObject.name={pod}"},
+        query={"fieldSelector": f"involvedObject.kind=Pod,involvedObject.name={_field_value(pod)}"},
     )
     return sorted(items, key=_event_time)[-limit:]
 
@@ -223,35 +327,27 @@ def _parse(raw: Any) -> datetime.datetime | None:
 
 
 async def rollout_failures(
-    kube: client.Kube, namespace: str, *, names: Sequence[str], since: datetime.datetime
+    kube: client.Kube, target: targets.Target, *, since: datetime.datetime
 ) -> list[str]:
-    """Messages of FailedCreate Events on the given objects (a ReplicaSet or a StatefulSet) since `since`.
+    """Messages of FailedCreate Events on the workload (a StatefulSet or a DaemonSet) since `since`.
 
-    ResourceQuota and LimitRange refuse pods, not workloads: the controller reports it only here.
+    ResourceQuota and LimitRange refuse pods, not workloads: the controller reports it only here. The API
+    server filters by field selector (core/v1 Events select on `involvedObject.*` and `reason`), so this
+    reads the few Events that matter, not every Event of the namespace.
     """
-    items = await kube.list(
-        f"/api/v1/namespaces/{_q(namespace)}/events", query={"fieldSelector": "reason=FailedCreate"}
+    selector = ",".join(
+        (
+            f"involvedObject.kind={_field_value(target.kind.value)}",
+            f"involvedObject.name={_field_value(target.name)}",
+            "reason=FailedCreate",
+        )
     )
-    wanted = set(names)
+    items = await kube.list(
+        f"/api/v1/namespaces/{_q(target.namespace)}/events", query={"fieldSelector": selector}
+    )
     messages: list[str] = []
     for event in sorted(items, key=_event_time):
-        involved = event.get("involvedObject") or {}
         when = _parse(_event_time(event))
-        if involved.get("name") in wanted and (when is None or when >= since.replace(microsecond=0)):
+        if when is None or when >= since.replace(microsecond=0):
             messages.append(str(event.get("message") or "FailedCreate"))
     return messages
-
-
-async def owned_replica_sets(kube: client.Kube, deployment: Mapping[str, Any]) -> list[Body]:
-    """The ReplicaSets controlled by a Deployment (matched by owner uid)."""
-    metadata = deployment.get("metadata") or {}
-    uid = metadata.get("uid")
-    items = await kube.list(f"/apis/apps/v1/namespaces/{_q(str(metadata.get('namespace')))}/replicasets")
-    return [
-        rs
-        for rs in items
-        if any(
-            ref.get("uid") == uid and ref.get("controller")
-            for ref in (rs.get("metadata") or {}).get("ownerReferences") or []
-        )
-    ]

@@ -41,8 +41,9 @@ _ALWAYS: tuple[Permission, ...] = (
 )
 
 _VERIFY: tuple[Permission, ...] = (
-    Permission("apps", "replicasets", "", "list", "find the ReplicaSets of a rollout being verified"),
-    Permission("", "events", "", "list", "find FailedCreate Events of a rollout"),
+    Permission(
+        "", "events", "", "list", "find FailedCreate Events of a StatefulSet's or DaemonSet's rollout"
+    ),
 )
 
 

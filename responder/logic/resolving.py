@@ -18,6 +18,7 @@ from responder.models import alerts, decisions, ledgers, settings, targets
 __all__ = [
     "MUTATING_ACTIONS",
     "Kill",
+    "NameCandidate",
     "OwnerRef",
     "Resolution",
     "check_still_true",
@@ -26,6 +27,8 @@ __all__ = [
     "last_action_at",
     "last_kill",
     "owner_from_labels",
+    "owners_by_pod_name",
+    "records",
     "resolve_owner",
     "thread_of",
 ]
@@ -123,6 +126,51 @@ def owner_from_labels(event: alerts.AlertEvent, names: settings.AlertsSettings) 
     if not kind or not name:
         return None
     return OwnerRef(kind=kind, name=name)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NameCandidate:
+    """A workload a gone pod may have belonged to, judged from the pod's name alone (to be confirmed)."""
+
+    target: targets.Target
+    replica_set: str | None = None
+    """For a Deployment: the ReplicaSet the pod's name says it came from, whose controller confirms it."""
+
+
+def _segments(name: str) -> list[str]:
+    return name.split("-")
+
+
+def owners_by_pod_name(namespace: str, pod: str) -> tuple[NameCandidate, ...]:
+    """The workloads whose controllers would have named a pod `pod`, most likely first. Pure.
+
+    A StatefulSet names its pods `<statefulset>-<ordinal>`; a Deployment's ReplicaSet `<deployment>-<hash>`
+    names them `<replicaset>-<suffix>`; a DaemonSet `<daemonset>-<suffix>`. Names alone prove nothing (a
+    bare pod may be called anything): the caller confirms each candidate on the live objects.
+    """
+    parts = _segments(pod)
+    found: list[NameCandidate] = []
+    if len(parts) >= 2 and parts[-1].isdigit() and parts[-2]:
+        found.append(
+            NameCandidate(targets.Target(targets.WorkloadKind.STATEFUL_SET, namespace, "-".join(parts[:-1])))
+        )
+    if len(parts) >= 3 and all(parts[-2:]) and parts[-3]:
+        found.append(
+            NameCandidate(
+                targets.Target(targets.WorkloadKind.DEPLOYMENT, namespace, "-".join(parts[:-2])),
+                replica_set="-".join(parts[:-1]),
+            )
+        )
+    if len(parts) >= 2 and parts[-1] and not parts[-1].isdigit() and parts[-2]:
+        found.append(
+            NameCandidate(targets.Target(targets.WorkloadKind.DAEMON_SET, namespace, "-".join(parts[:-1])))
+        )
+    return tuple(found)
+
+
+def records(entries: Iterable[ledgers.LedgerEntry], occurrence: str) -> bool:
+    """Does the ledger record this alert occurrence?"""
+    return any(entry.occurrence == occurrence for entry in entries)
 
 
 def find_by_occurrence(

@@ -6,8 +6,8 @@ Aspects covered:
   (`responder.engine.processing.Processor`, fed the way the webhook feeds it: normalize → route → work item)
   authenticates with a token of the chart's ServiceAccount from the TokenRequest API;
 * one scenario per kind of incident the playbooks answer, each in a fresh namespace, each carried to
-  completion with exactly the chart's RBAC and without a single refused request: a raise of a Deployment's
-  (with a fast and with a slow rollout), a StatefulSet's and a DaemonSet's memory limit (written with its
+  completion with exactly the chart's RBAC and without a single refused request: a raise of a Deployment's,
+  a StatefulSet's and a DaemonSet's (with a fast and with a slow rollout) memory limit (written with its
   ledger entry, verified, announced as an Event), the eviction of a Job's pod (ledger entry on the Job), a scale-out that raises an HPA's floor, a
   raise left alone because a VerticalPodAutoscaler manages the workload, an in-place resize of a running
   pod, a repeated alert whose pod is gone (found by the ledger), and `oom-responder doctor` giving a verdict
@@ -142,7 +142,8 @@ NEEDS: dict[Rule, Need] = {
     Rule("workloads", "", "pods", "create"): _need("raise-deployment"),
     Rule("workloads", "", "pods/eviction", "create"): _need("evict-job-pod"),
     Rule("workloads", "", "pods/resize", "patch"): _need("resize-in-place", "raised"),
-    # A rollout being followed: its ReplicaSets and their FailedCreate Events; without them it cannot be.
+    # A DaemonSet's (or StatefulSet's) rollout being followed: its FailedCreate Events; without them it cannot
+    # be. (A Deployment's rollout needs none: its controller reports FailedCreate in a condition.)
     Rule("workloads", "", "events", "list"): _need("raise-slow-rollout", "raised", "announced"),
     Rule("workloads", "apps", "deployments", "get"): _need("raise-deployment"),
     Rule("workloads", "apps", "deployments", "patch"): _need("raise-deployment"),
@@ -155,7 +156,6 @@ NEEDS: dict[Rule, Need] = {
     Rule("workloads", "apps", "statefulsets", "list"): _need("gone-pod-ledger"),
     Rule("workloads", "apps", "daemonsets", "list"): _need("gone-pod-ledger"),
     Rule("workloads", "apps", "replicasets", "get"): _need("raise-deployment"),
-    Rule("workloads", "apps", "replicasets", "list"): _need("raise-slow-rollout", "raised", "announced"),
     Rule("workloads", "batch", "jobs", "get"): _need("evict-job-pod"),
     # The eviction is done first (a PDB may refuse it); the ledger entry then cannot be written.
     Rule("workloads", "batch", "jobs", "patch"): _need("evict-job-pod", "evicted"),
@@ -453,14 +453,15 @@ async def _act_deployment(ctx: Context, pod: dict[str, Any]) -> Observed:
 
 
 async def _stage_slow_rollout(ctx: Context) -> dict[str, Any]:
-    """A Deployment whose new pods count as available only after a few seconds, as real rollouts take: the
-    verification polls (ReplicaSets, FailedCreate Events) at least once before the rollout completes."""
-    await incidents.create_deployment(ctx.api, ctx.namespace, "cart", replicas=1)
+    """A DaemonSet whose new pods count as available only after a few seconds, as real rollouts take: the
+    verification looks for FailedCreate Events at least once before the rollout completes."""
+    await incidents.create_daemonset(ctx.api, ctx.namespace, "agent")
     patch: Any = {"spec": {"minReadySeconds": 3}}
-    await k8s.AppsV1Api(ctx.api).patch_namespaced_deployment(
-        "cart", ctx.namespace, patch, **incidents.MERGE_PATCH
+    await k8s.AppsV1Api(ctx.api).patch_namespaced_daemon_set(
+        "agent", ctx.namespace, patch, **incidents.MERGE_PATCH
     )
-    return await _oom_killed_pod(ctx, "app=cart")
+    nodes = len(ctx.installed.plane.node_names)
+    return await _oom_killed_pod(ctx, "app=agent", count=nodes)
 
 
 async def _stage_statefulset(ctx: Context) -> dict[str, Any]:
@@ -683,7 +684,7 @@ SCENARIOS = {
         Scenario("raise-deployment", frozenset({"raised", "verified", "announced"}), _stage_deployment,
                  _act_deployment),
         Scenario("raise-slow-rollout", frozenset({"raised", "verified", "announced"}), _stage_slow_rollout,
-                 _act_deployment),
+                 _act_daemonset),
         Scenario("raise-statefulset", frozenset({"raised", "verified", "announced"}), _stage_statefulset,
                  _act_statefulset),
         Scenario("raise-daemonset", frozenset({"raised", "verified", "announced"}), _stage_daemonset,

@@ -20,21 +20,22 @@ server that each rule is needed.
   resources: [pods/resize]
   verbs: [patch]
 {{- end }}
-# capture_diagnostics attaches the pod's recent Events; verification reads FailedCreate Events, where quota
-# and LimitRange refusals of new pods show up.
+# capture_diagnostics attaches the pod's recent Events; verification of a StatefulSet's or DaemonSet's rollout
+# reads its FailedCreate Events, where quota and LimitRange refusals of new pods show up (a Deployment reports
+# them in its ReplicaFailure condition).
 - apiGroups: [""]
   resources: [events]
   verbs: [list]
 # get/patch: the mitigation and its ledger annotation in one write (raise_memory, scale_out on spec.replicas,
 # rollout_restart, the ledger entry of evict_pod). list: finding the workload by its ledger when the alerted
-# pod is gone.
+# pod is gone and its name does not lead to it.
 - apiGroups: [apps]
   resources: [deployments, statefulsets, daemonsets]
   verbs: [get, list, patch]
-# Pod -> ReplicaSet -> Deployment (get); a rollout's ReplicaSets for verification (list).
+# Pod -> ReplicaSet -> Deployment; a gone pod's ReplicaSet, named in the pod's name, confirms its Deployment.
 - apiGroups: [apps]
   resources: [replicasets]
-  verbs: [get, list]
+  verbs: [get]
 # A Job's pod: the Job is the target and carries the ledger of an eviction.
 - apiGroups: [batch]
   resources: [jobs]

@@ -3,7 +3,8 @@
 Aspects covered:
 
 * the owner chain: Pod → ReplicaSet → Deployment, StatefulSet, DaemonSet, Job, bare Pod, unsupported owners;
-* the fallbacks when the pod is gone: workload labels on the alert, and the ledgers that know the occurrence;
+* the fallbacks when the pod is gone: workload labels on the alert, the workloads the pod's name points at
+  (StatefulSet ordinal, Deployment ReplicaSet hash, DaemonSet suffix), and the ledgers that know the occurrence;
 * OOMKilled: only a kill newer than the last action counts; an answered occurrence is "already handled";
   a new kill after an answer is acted on again;
 * PodMemoryHigh needs the pod; a repeat of an answered occurrence is not answered twice;
@@ -252,3 +253,35 @@ def test_the_last_action_ignores_entries_that_wrote_nothing() -> None:
     )
     assert resolving.last_action_at([make_entry(T0), escalation]) == T0
     assert resolving.last_action_at([]) is None
+
+
+def test_a_deployment_pod_name_points_at_its_replicaset_and_deployment_then_a_daemonset() -> None:
+    found = resolving.owners_by_pod_name("shop", "web-api-5f8d9c7b6-x2x4q")
+
+    assert [(c.target.kind, c.target.name, c.replica_set) for c in found] == [
+        (targets.WorkloadKind.DEPLOYMENT, "web-api", "web-api-5f8d9c7b6"),
+        (targets.WorkloadKind.DAEMON_SET, "web-api-5f8d9c7b6", None),
+    ]
+    assert all(c.target.namespace == "shop" for c in found)
+
+
+def test_a_statefulset_pod_name_points_at_the_statefulset_first() -> None:
+    found = resolving.owners_by_pod_name("shop", "db-main-2")
+
+    assert [(c.target.kind, c.target.name) for c in found] == [
+        (targets.WorkloadKind.STATEFUL_SET, "db-main"),
+        (targets.WorkloadKind.DEPLOYMENT, "db"),
+    ]
+
+
+@pytest.mark.parametrize("name", ["web", "", "-", "web-", "-0"])
+def test_a_name_no_controller_would_give_points_nowhere(name: str) -> None:
+    assert resolving.owners_by_pod_name("shop", name) == ()
+
+
+def test_a_ledger_records_an_occurrence_only_when_an_entry_names_it() -> None:
+    entries = [make_entry(T0, occurrence="fp@1")]
+
+    assert resolving.records(entries, "fp@1")
+    assert not resolving.records(entries, "fp@2")
+    assert not resolving.records([], "fp@1")
