@@ -135,7 +135,7 @@ class Receiver:
                 web.HTTPServiceUnavailable, "shutting down", ["retry on another replica"]
             )
         counts = self.accept(payload)
-        return web.json_response(dataclasses.asdict(counts), status=202)
+        return web.json_response(vars(counts), status=202)
 
     def _refuse_when_overloaded(self) -> None:
         """503 before the body is read when nothing could be queued anyway.
@@ -224,7 +224,8 @@ class Receiver:
             extra={
                 "group_key": payload.group_key,
                 "receiver": payload.receiver,
-                **dataclasses.asdict(counts),
+                # Flat ints: dataclasses.asdict's deep copy would cost a fifth of the line.
+                **vars(counts),
             },
         )
         if items and logger.isEnabledFor(logging.DEBUG):
