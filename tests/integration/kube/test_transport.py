@@ -140,13 +140,17 @@ async def test_a_service_account_token_is_allowed_its_rbac_and_forbidden_the_res
         try:
             assert isinstance(kube.transport, client.AiohttpTransport)
             assert (await kube.version())["gitVersion"]
-            listed = await kube.list(f"/api/v1/namespaces/{namespace}/configmaps")
-            assert "kube-root-ca.crt" in {item["metadata"]["name"] for item in listed}
+            base = f"/api/v1/namespaces/{namespace}/configmaps"
+            name = f"by-{kubeconfig.stem.replace('.', '-')}"
+            await kube.create(base, _configmap(name, a="1"))
+            listed = await kube.list(base)
+            assert name in {item["metadata"]["name"] for item in listed}
             with pytest.raises(errors.KubeForbidden) as forbidden:
                 await kube.get(f"/apis/apps/v1/namespaces/{namespace}/deployments")
             assert f"system:serviceaccount:{namespace}:tester" in forbidden.value.message
         finally:
             await kube.close()
+        assert _requests(metrics, "create", "201") == 1
         assert _requests(metrics, "list", "200") == 1
         assert _requests(metrics, "get", "403") == 1
 
