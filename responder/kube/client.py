@@ -89,12 +89,12 @@ class AiohttpTransport:
 
     def __init__(self, creds: credentials.Credentials, *, pool_size: int = 100) -> None:
         self.credentials = creds
-        # ssl=True keeps aiohttp's default verification for a plain-http server (it is never used there).
+        # No context means an http:// server (a local proxy); True is aiohttp's default and is not used there.
         connector = aiohttp.TCPConnector(ssl=creds.ssl_context or True, limit=pool_size)
         self.session = aiohttp.ClientSession(
             connector=connector,
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
-            # Query strings and paths are the API's own; JSON answers are parsed here, not by aiohttp.
+            # A body's Content-Type is set per call (JSON, merge, strategic-merge or JSON patch), never guessed.
             skip_auto_headers=("Content-Type",),
             # HTTPS_PROXY / NO_PROXY from the environment, as client-go and kubernetes-asyncio honour them.
             trust_env=True,
