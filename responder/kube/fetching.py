@@ -138,51 +138,41 @@ async def list_ledgers(
     return found
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Read:
-    candidate: resolving.NameCandidate
-    workload: Body
-
-
-async def _read_candidates(kube: client.Kube, namespace: str, pod: str | None) -> list[_Read]:
-    """The workloads the gone pod's name points at that exist, most likely first (one GET each)."""
-    found: list[_Read] = []
-    for candidate in resolving.owners_by_pod_name(namespace, pod) if pod else ():
-        workload = await read_optional(kube, workload_path(candidate.target))
-        if workload is not None:
-            found.append(_Read(candidate, workload))
-    return found
-
-
 async def find_recorded(
     kube: client.Kube, *, namespace: str, pod: str | None, occurrence: str
 ) -> tuple[targets.Target, list[ledgers.LedgerEntry]] | None:
     """The workload whose ledger records `occurrence`, and that ledger: the workloads the pod's name points
     at first, every workload of the namespace only when none of them does."""
-    for read in await _read_candidates(kube, namespace, pod):
-        entries = _ledger(read.workload)
+    for candidate in resolving.owners_by_pod_name(namespace, pod) if pod else ():
+        workload = await read_optional(kube, workload_path(candidate.target))
+        entries = _ledger(workload) if workload is not None else []
         if resolving.records(entries, occurrence):
-            return read.candidate.target, entries
+            return candidate.target, entries
     for target, entries in await list_ledgers(kube, namespace):
         if resolving.records(entries, occurrence):
             return target, entries
     return None
 
 
-async def _confirmed(kube: client.Kube, namespace: str, reads: list[_Read], occurrence: str) -> _Read | None:
-    """The candidate proven to be the pod's workload: its ledger records the occurrence, or (a Deployment)
-    the ReplicaSet the pod's name comes from exists and is controlled by it."""
-    for read in reads:
-        if resolving.records(_ledger(read.workload), occurrence):
-            return read
-    for read in reads:
-        if read.candidate.replica_set is None:
+async def _confirmed(
+    kube: client.Kube, namespace: str, pod: str | None, occurrence: str
+) -> tuple[targets.Target, Body] | None:
+    """The workload the gone pod's name points at that is proven to be its own: its ledger records the
+    occurrence, or (a Deployment) the ReplicaSet the pod's name comes from exists and is controlled by it.
+    Candidates are read one at a time, most likely first, and the first proven one ends the search."""
+    for candidate in resolving.owners_by_pod_name(namespace, pod) if pod else ():
+        workload = await read_optional(kube, workload_path(candidate.target))
+        if workload is None:
             continue
-        path = f"/apis/apps/v1/namespaces/{_q(namespace)}/replicasets/{_q(read.candidate.replica_set)}"
+        if resolving.records(_ledger(workload), occurrence):
+            return candidate.target, workload
+        if candidate.replica_set is None:
+            continue
+        path = f"/apis/apps/v1/namespaces/{_q(namespace)}/replicasets/{_q(candidate.replica_set)}"
         replica_set = await read_optional(kube, path)
         owner = resolving.controller_of(replica_set) if replica_set is not None else None
-        if owner is not None and owner.kind == "Deployment" and owner.name == read.candidate.target.name:
-            return read
+        if owner is not None and owner.kind == "Deployment" and owner.name == candidate.target.name:
+            return candidate.target, workload
     return None
 
 
@@ -212,11 +202,9 @@ async def locate(kube: client.Kube, *, event: alerts.AlertEvent, names: settings
             step = resolving.resolve_owner(namespace=namespace, kind=owner.kind, name=owner.name, owner=None)
         if step.target is not None and step.target.kind is not targets.WorkloadKind.POD:
             return Located(step.target, None)
-    confirmed = await _confirmed(
-        kube, namespace, await _read_candidates(kube, namespace, event.pod), event.occurrence_id
-    )
+    confirmed = await _confirmed(kube, namespace, event.pod, event.occurrence_id)
     if confirmed is not None:
-        return Located(confirmed.candidate.target, None, workload=confirmed.workload)
+        return Located(confirmed[0], None, workload=confirmed[1])
     target = resolving.find_by_occurrence(await list_ledgers(kube, namespace), event.occurrence_id)
     if target is not None:
         return Located(target, None)
