@@ -17,6 +17,8 @@ __all__ = ["Deduplicator", "occurrence_key"]
 
 # Deletions leave empty slots in a dict's entry table, and finding its first entry walks over the ones at the
 # front: after this many deletions (and more than an eighth of the entries) the dict is rebuilt without them.
+# The rebuild is a pause of a few ms at 100,000 entries, once per 12,500 deletions; rebuilding less often
+# makes every walk longer (measured with 1-alert webhooks: 2.5 µs per alert at an eighth, 5.7 at a half).
 _MIN_HOLES = 1024
 _HOLES_PER_ENTRY = 0.125
 
