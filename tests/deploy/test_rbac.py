@@ -151,7 +151,8 @@ NEEDS: dict[Rule, Need] = {
     Rule("workloads", "apps", "statefulsets", "patch"): _need("raise-statefulset"),
     Rule("workloads", "apps", "daemonsets", "get"): _need("raise-daemonset"),
     Rule("workloads", "apps", "daemonsets", "patch"): _need("raise-daemonset"),
-    # A gone pod's workload is found by the ledgers of every templated workload of its namespace.
+    # A gone pod's workload is found by the ledgers of every templated workload of its namespace, when its
+    # name does not lead to it (a long name, which the pod's generated name truncates).
     Rule("workloads", "apps", "deployments", "list"): _need("gone-pod-ledger"),
     Rule("workloads", "apps", "statefulsets", "list"): _need("gone-pod-ledger"),
     Rule("workloads", "apps", "daemonsets", "list"): _need("gone-pod-ledger"),
@@ -620,10 +621,15 @@ async def _act_resize(ctx: Context, pod: dict[str, Any]) -> Observed:
     return Observed(frozenset(achieved), _forbidden(metrics))
 
 
+GONE_POD_OWNER = "checkout-recommendations-personalised-ranking-api"
+"""Long enough that its pods' generated names are truncated (to 58 characters before the random suffix), so
+the pod's name does not lead to the Deployment and only the namespace's ledgers do."""
+
+
 async def _stage_gone_pod(ctx: Context) -> dict[str, Any]:
     """A repeat of an alert already answered whose pod the rollout has since replaced: the alert names a pod
     that no longer exists and no workload; the Deployment's ledger records the occurrence."""
-    payload = _payload(ctx.namespace, "web-7d9f8b6c5-x2x4q")
+    payload = _payload(ctx.namespace, f"{GONE_POD_OWNER}-7d9f8b6c5-"[:58] + "x2x4q")
     [event] = _events_of(ctx.installed.config(), payload)
     entry = ledgers.LedgerEntry.model_validate(
         {
@@ -633,7 +639,7 @@ async def _stage_gone_pod(ctx: Context) -> dict[str, Any]:
         }
     )  # fmt: skip
     ledger = {ledgers.ANNOTATION: ledgers.dump([entry])}
-    await incidents.create_deployment(ctx.api, ctx.namespace, "web", replicas=1, annotations=ledger)
+    await incidents.create_deployment(ctx.api, ctx.namespace, GONE_POD_OWNER, replicas=1, annotations=ledger)
     return payload
 
 
@@ -641,7 +647,9 @@ async def _act_gone_pod(ctx: Context, payload: dict[str, Any]) -> Observed:
     """The repeat is recognised on the Deployment (from its ledger) as already handled."""
     metrics, collected = await _respond(ctx.installed.config(), payload)
     found = any(
-        n.reason is decisions.Reason.ALREADY_HANDLED and n.target is not None and n.target.name == "web"
+        n.reason is decisions.Reason.ALREADY_HANDLED
+        and n.target is not None
+        and n.target.name == GONE_POD_OWNER
         for n in collected.notices
     )
     return Observed(frozenset({"found"} if found else set()), _forbidden(metrics))
