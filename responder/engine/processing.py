@@ -631,13 +631,7 @@ class Processor:
         elif action is settings.Action.SCALE_OUT:
             carry_out = scale_out.carry_out
         elif action is settings.Action.EVICT_POD:
-            return await evict_pod.carry_out(
-                self.kube,
-                snapshot=snapshot,
-                mutation=mutation,
-                dry_run=self.dry_run,
-                conflict_attempts=self.settings.kubernetes.conflict_attempts,
-            )
+            carry_out = evict_pod.carry_out
         else:
             carry_out = rollout_restart.carry_out
         return await carry_out(self.kube, snapshot=snapshot, mutation=mutation, dry_run=self.dry_run)
@@ -831,7 +825,7 @@ class Processor:
                 self.kube,
                 target,
                 lambda entries: planning.with_result(entries, entry, result),
-                attempts=self.settings.kubernetes.conflict_attempts,
+                attempts=patching.LEDGER_WRITE_ATTEMPTS,
                 extra=extra,
                 extra_for=extra_for,
             )

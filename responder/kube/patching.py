@@ -9,6 +9,8 @@ validation and admission and persists nothing. It decides nothing.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,6 +19,7 @@ from responder.kube import client, errors, fetching
 from responder.models import ledgers, quantities, targets
 
 __all__ = [
+    "LEDGER_WRITE_ATTEMPTS",
     "create_pod_dry_run",
     "evict_pod",
     "patch_hpa",
@@ -24,6 +27,10 @@ __all__ = [
     "resize_pod",
     "update_ledger",
 ]
+
+LEDGER_WRITE_ATTEMPTS = 10
+"""Attempts for a ledger write that records what was already done: losing it would lose the record (and
+the cooldown it starts), and retrying costs only a read and a patch."""
 
 LedgerChange = Callable[[list[ledgers.LedgerEntry]], list[ledgers.LedgerEntry] | None]
 
@@ -98,7 +105,11 @@ async def update_ledger(
     read instead (a revert only while the raised limit is still there). True when written.
     """
     path = fetching.workload_path(target)
-    for _ in range(attempts):
+    for attempt in range(attempts):
+        if attempt:
+            # Controllers write the workload's status in bursts right after a change (a rollout, an
+            # eviction's replacement pod): back off a little so the retries do not all land in one burst.
+            await asyncio.sleep(min(0.05 * 2**attempt, 1.0) * random.uniform(0.5, 1.0))
         try:
             workload = await kube.get(path)
         except errors.KubeNotFound:

@@ -41,7 +41,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from responder import metrics as metrics_mod
 from responder.commands import doctoring
 from responder.engine import processing
-from responder.kube import client, errors, permissions
+from responder.kube import client, permissions
 from responder.kube import events as kube_events
 from responder.kube import state as state_mod
 from responder.logic import normalizing, routing
@@ -677,11 +677,13 @@ async def _act_doctor(ctx: Context, _: dict[str, Any]) -> Observed:
     """`oom-responder doctor` reviews every permission the chart's playbooks need, one verdict each."""
     config = ctx.installed.config()
     out = io.StringIO()
-    try:
-        await doctoring.diagnose(config, out=out)
-    except errors.KubeForbidden:
+    code = await doctoring.diagnose(config, out=out)
+    report = out.getvalue()
+    if "cannot ask the API server what is allowed" in report:
+        # doctor reports the refused access review (a 403) and exits 1 instead of giving verdicts.
+        assert code == 1, report
         return Observed(frozenset(), 1)
-    verdicts = [line for line in out.getvalue().splitlines() if line.split(" ", 1)[0] in ("ok", "MISSING")]
+    verdicts = [line for line in report.splitlines() if line.split(" ", 1)[0] in ("ok", "MISSING")]
     reviewed = len(verdicts) == len(permissions.needed(config))
     return Observed(frozenset({"reviewed"} if reviewed else set()), 0)
 

@@ -11,11 +11,15 @@ ledger: it is going away.
 
 from __future__ import annotations
 
+import logging
+
 from responder.kube import client, patching
 from responder.logic import planning
 from responder.models import ledgers, targets
 
 __all__ = ["carry_out"]
+
+logger = logging.getLogger(__name__)
 
 
 async def carry_out(
@@ -24,7 +28,6 @@ async def carry_out(
     snapshot: planning.WorkloadSnapshot,
     mutation: planning.Mutation,
     dry_run: bool,
-    conflict_attempts: int,
 ) -> client.Body:
     assert mutation.evict_pod is not None
     await patching.evict_pod(kube, snapshot.target.namespace, mutation.evict_pod, dry_run=dry_run)
@@ -33,12 +36,21 @@ async def carry_out(
     if dry_run:
         return await patching.patch_workload(kube, snapshot.target, mutation.workload_patch, dry_run=True)
 
-    def record(entries: list[ledgers.LedgerEntry]) -> list[ledgers.LedgerEntry] | None:
-        if any(
-            e.occurrence == mutation.entry.occurrence and e.action is mutation.entry.action for e in entries
-        ):
-            return None
-        return ledgers.append(entries, mutation.entry)
+    already_recorded = False
 
-    await patching.update_ledger(kube, snapshot.target, record, attempts=conflict_attempts)
+    def record(entries: list[ledgers.LedgerEntry]) -> list[ledgers.LedgerEntry] | None:
+        nonlocal already_recorded
+        already_recorded = any(
+            e.occurrence == mutation.entry.occurrence and e.action is mutation.entry.action for e in entries
+        )
+        return None if already_recorded else ledgers.append(entries, mutation.entry)
+
+    written = await patching.update_ledger(
+        kube, snapshot.target, record, attempts=patching.LEDGER_WRITE_ATTEMPTS
+    )
+    if not written and not already_recorded:
+        logger.warning(
+            "pod evicted but the ledger entry could not be written: the workload kept changing",
+            extra={"target": snapshot.target.key, "occurrence_id": mutation.entry.occurrence},
+        )
     return dict(snapshot.workload)
