@@ -2,7 +2,7 @@
 
 An alert storm must not become an API-server storm: every request of the service's API client waits for a
 token from one bucket holding up to `burst` tokens and refilling at `qps` per second. The arithmetic is that of
-golang.org/x/time/rate, which client-go's token-bucket limiter uses: a caller reserves the next token (the
+the Go x/time/rate limiter, which client-go's token-bucket limiter uses: a caller reserves the next token (the
 bucket may go into debt) and sleeps until it is due, so callers are served in arrival order and none starves.
 
 This module only paces requests; it never retries, never inspects answers and never drops a request.
