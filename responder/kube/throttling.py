@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 __all__ = ["Throttle"]
 
@@ -66,15 +65,3 @@ class Throttle:
         except asyncio.CancelledError:
             self._cancel()
             raise
-
-    def install(self, api_client: Any) -> None:
-        """Pace every request a kubernetes_asyncio `ApiClient` makes (all verbs go through
-        `rest_client.request`; a watch is one long request and takes one token)."""
-        rest_client = api_client.rest_client
-        request = rest_client.request
-
-        async def throttled_request(*args: Any, **kwargs: Any) -> Any:
-            await self.acquire()
-            return await request(*args, **kwargs)
-
-        rest_client.request = throttled_request

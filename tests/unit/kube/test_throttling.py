@@ -5,7 +5,6 @@ Aspects covered:
 * the bucket refills over time and never beyond `burst`;
 * waiting callers are served in arrival order, and a cancelled waiter gives its token back;
 * bad parameters fail loudly;
-* installed on a kubernetes_asyncio ApiClient, every request (to a local HTTP server) takes a token;
 * property: in any interval of length d, no more than burst + qps × d requests go out.
 """
 
@@ -13,13 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any
 
 import hypothesis
 import pytest
-from aiohttp import web
 from hypothesis import strategies as st
-from kubernetes_asyncio import client as k8s
 
 from responder.kube import throttling
 
@@ -103,40 +99,6 @@ async def test_a_cancelled_waiter_gives_its_token_back() -> None:
 def test_rejects_nonsense_parameters(qps: float, burst: int) -> None:
     with pytest.raises(ValueError, match="must be"):
         throttling.Throttle(qps=qps, burst=burst)
-
-
-async def test_installed_on_an_api_client_every_request_takes_a_token(aiohttp_server: Any) -> None:
-    hits: list[str] = []
-
-    async def version(request: web.Request) -> web.Response:
-        hits.append(request.path)
-        return web.json_response(
-            {
-                "major": "1",
-                "minor": "33",
-                "gitVersion": "v1.33.0",
-                "gitCommit": "0",
-                "gitTreeState": "clean",
-                "buildDate": "2025-01-01T00:00:00Z",
-                "goVersion": "go1.24",
-                "compiler": "gc",
-                "platform": "linux/amd64",
-            }
-        )
-
-    app = web.Application()
-    app.router.add_get("/version/", version)
-    server = await aiohttp_server(app)
-    configuration = k8s.Configuration(host=str(server.make_url("")).rstrip("/"))
-    throttle, fake = make(qps=5, burst=2)
-    async with k8s.ApiClient(configuration) as api:
-        throttle.install(api)
-        versions = k8s.VersionApi(api)
-        for _ in range(4):
-            info = await versions.get_code(_request_timeout=5)
-            assert info.git_version == "v1.33.0"
-    assert len(hits) == 4
-    assert fake.sleeps == pytest.approx([0.2, 0.2])
 
 
 @hypothesis.given(
