@@ -205,21 +205,9 @@ def metric_values(text: str, name: str) -> dict[str, float]:
     return values
 
 
-def cli_complete() -> bool:
-    """Whether every subcommand module the CLI dispatcher imports exists (see bench/serve_shim.py)."""
-    from importlib import util  # noqa: PLC0415
-
-    from responder import cli  # noqa: PLC0415
-
-    names = {module for module, _ in cli._COMMANDS.values()}
-    return all(util.find_spec(f"responder.commands.{name}") is not None for name in names)
-
-
 def service_command(config: Path, *, port: int) -> list[str]:
     """`oom-responder serve` run as a module (works from a checkout without the console script)."""
-    entry = "responder.cli" if cli_complete() else "bench.serve_shim"
-    args = ["serve"] if entry == "responder.cli" else []
-    return [sys.executable, "-m", entry, *args, "--config", str(config), "--port", str(port)]
+    return [sys.executable, "-m", "responder.cli", "serve", "--config", str(config), "--port", str(port)]
 
 
 def write_config(path: Path, overrides: Mapping[str, Any]) -> Path:

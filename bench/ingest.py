@@ -65,19 +65,6 @@ def _start(target: str, *, port: int, workdir: Path) -> common.Proc:
         while time.perf_counter() < deadline and "listening" not in proc.tail():
             time.sleep(0.02)
         return proc
-    elif target == "service-gc-freeze":
-        config = common.write_config(workdir / "ingest.yaml", {})
-        cmd = [
-            sys.executable,
-            "-m",
-            "bench.serve_shim",
-            "--gc-freeze",
-            "--config",
-            str(config),
-            "--port",
-            str(port),
-        ]
-        proc = common.start(cmd, name=f"service-gc-{port}", env=common.service_env(), log_dir=workdir)
     elif target == "service-warning-logs":
         # The same service with per-alert INFO log lines off: what logging costs on the hot path.
         config = common.write_config(workdir / "ingest-warning.yaml", {"logging": {"level": "WARNING"}})
@@ -207,18 +194,6 @@ def run(*, quick: bool) -> dict[str, Any]:
             row[f"{target}_half_rate"] = rate
             row[f"{target}_ack_p50_ms"] = lat["latency_ms"].get("p50")
             row[f"{target}_ack_p99_ms"] = lat["latency_ms"].get("p99")
-        # The same load on the service with start-up objects frozen out of the garbage collector.
-        frozen = _open(
-            "service-gc-freeze",
-            size,
-            rate=row["service_half_rate"],
-            duration=duration,
-            warmup=warmup,
-            workdir=workdir,
-        )
-        latency.setdefault("service-gc-freeze", {})[str(size)] = frozen
-        row["service_gc_freeze_ack_p50_ms"] = frozen["latency_ms"].get("p50")
-        row["service_gc_freeze_ack_p99_ms"] = frozen["latency_ms"].get("p99")
         rows.append(row)
     worst_ratio = min(r["ratio"] for r in rows)
     worst_p99 = max(r["service_ack_p99_ms"] or 0 for r in rows)

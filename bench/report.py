@@ -107,10 +107,8 @@ def _ingest(data: dict[str, Any], out: Path) -> list[str]:
         + ". Where the ceiling is not well above the baseline's rate, the baseline figure (and so the ratio) is a "
         "lower bound on what the stack can do.",
         "",
-        "Two experiments on the same service, same run: per-alert INFO log lines off (`logging.level: WARNING`, "
-        "closed loop, one run each), and the objects of start-up frozen out of the garbage collector "
-        "(`gc.freeze()` after imports, through `bench/serve_shim.py --gc-freeze`; open loop at the service's half "
-        "rate):",
+        "An experiment on the same service, same run: INFO log lines off (`logging.level: WARNING`, closed loop, "
+        "one run each), beside the latency floor of the open-loop measurement itself:",
         "",
         _table(
             [
@@ -120,7 +118,6 @@ def _ingest(data: dict[str, Any], out: Path) -> list[str]:
                 "CPU µs/webhook",
                 "with WARNING logs",
                 "ack p50 / p99 (ms)",
-                "with gc.freeze()",
                 "latency floor at the service's half rate: generator → null server p99 (ms)",
             ],
             [
@@ -131,7 +128,6 @@ def _ingest(data: dict[str, Any], out: Path) -> list[str]:
                     r["service_cpu_us_per_webhook"],
                     r.get("service_warning_logs_cpu_us_per_webhook"),
                     f"{_fmt(r['service_ack_p50_ms'], 2)} / {_fmt(r['service_ack_p99_ms'], 2)}",
-                    f"{_fmt(r.get('service_gc_freeze_ack_p50_ms'), 2)} / {_fmt(r.get('service_gc_freeze_ack_p99_ms'), 2)}",
                     r.get("generator_floor_ack_p99_ms"),
                 ]
                 for r in rows
