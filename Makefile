@@ -1,4 +1,4 @@
-# Developer shortcuts. `make bench` runs every benchmark (about 30 minutes on 2 cores) and regenerates
+# Developer shortcuts. `make bench` runs every benchmark (about 25 minutes on 2 cores) and regenerates
 # bench/REPORT.md; `make bench-quick` is the smoke run (small counts, writes bench/results/quick/ only).
 PYTHON ?= python3
 
