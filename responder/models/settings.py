@@ -126,6 +126,9 @@ class AlertsSettings(_Frozen):
         default_factory=lambda: {
             "OOMKilled": AlertKind.OOM_KILLED,
             "PodMemoryHigh": AlertKind.MEMORY_HIGH,
+            # The runbook's prevention alert (config/alert-rules.yaml): a leak on its way to the limit is
+            # answered like memory near the limit, hours earlier.
+            "PodMemoryTrendingToOOM": AlertKind.MEMORY_HIGH,
             "PodRestartingFrequently": AlertKind.RESTARTING_FREQUENTLY,
         }
     )

@@ -33,7 +33,7 @@ def _alert_rules() -> list[dict[str, Any]]:
 def test_promtool_accepts_the_rules(promtool: Path) -> None:
     result = tooling.run([promtool, "check", "rules", RULES])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 4 rules found" in result.stdout
+    assert "SUCCESS: 5 rules found" in result.stdout
 
 
 def test_promtool_unit_tests_of_the_rules_pass(promtool: Path) -> None:

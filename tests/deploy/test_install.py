@@ -175,7 +175,7 @@ def test_non_default_install_is_accepted_and_uninstalls_cleanly(
             assert _get(kube_plane, kind, f"{release}-oom-responder", "--namespace", namespace)
         rule = _get(kube_plane, "prometheusrule", f"{release}-oom-responder", "--namespace", namespace)
         assert {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]} == {
-            "PodMemoryHigh", "OOMKilled", "PodRestartingFrequently",
+            "PodMemoryHigh", "PodMemoryTrendingToOOM", "OOMKilled", "PodRestartingFrequently",
         }  # fmt: skip
 
         uninstalled = helm_on_plane("uninstall", release, "--namespace", namespace, "--wait")

@@ -1,7 +1,8 @@
 """Routing events to playbooks, queue keys and label-only targets.
 
 Covers: first matching playbook in file order; kind must be listed; matchers must hold; no playbook → None;
-the queue key prefers the workload label over the pod; the target from labels.
+the prevention alert PodMemoryTrendingToOOM goes to the memory-high playbook by default; the queue key prefers
+the workload label over the pod; the target from labels.
 """
 
 from __future__ import annotations
@@ -56,6 +57,15 @@ def test_no_playbook_when_matchers_exclude_the_alert() -> None:
 
 def test_no_playbook_for_a_kind_none_answers() -> None:
     assert routing.route(_event(payloads.alert("PodRestartingFrequently")), CONFIG.playbooks) is None
+
+
+def test_the_trend_alert_is_answered_by_the_memory_high_playbook_by_default() -> None:
+    defaults = settings.Settings()
+    payload = alerts.WebhookPayload.model_validate(payloads.payload(payloads.alert("PodMemoryTrendingToOOM")))
+    event = normalizing.normalize(payload.alerts[0], payload=payload, settings=defaults)
+    assert event is not None and event.kind is settings.AlertKind.MEMORY_HIGH
+    playbook = routing.route(event, defaults.playbooks)
+    assert playbook is not None and playbook.name == "memory-high-scale-out"
 
 
 def test_the_queue_key_prefers_the_workload_label() -> None:
