@@ -1,21 +1,31 @@
 """`oom-responder serve`, run as the README says, as a separate process.
 
 Covers: with the example config and a token in the environment it starts, answers a webhook with 202, explains
-on /readyz that it plans from labels only, logs one JSON object per webhook and one per decision, and exits 0
-on SIGTERM after draining; without the token it refuses to start (exit 2) naming what to set.
+on /readyz that it plans from labels only, logs one JSON object per webhook and the decisions in batches, and exits 0
+on SIGTERM after draining; label-only decisions are written in batches (full, soon after the first, or at
+shutdown) listing every occurrence once; without the token it refuses to start (exit 2) naming what to set.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
+import logging
 import os
 import signal
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
+from responder import logs
+from responder import metrics as metrics_mod
+from responder.commands import serving
+from responder.logic import normalizing, routing
+from responder.models import alerts, work
+from responder.models import settings as settings_mod
 from tests.unit import payloads
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -74,12 +84,14 @@ async def test_serves_the_example_config_and_answers_a_webhook() -> None:
                 assert ready["cluster"].startswith("unavailable: no kubeconfig and not in a cluster")
                 assert "planning from labels only" in ready["cluster"]
                 assert ready["mode"] == "dry-run"
-        decision = await _read_logs_until(process, "would act (planned from labels only; no cluster)", logs)
+        batch = await _read_logs_until(process, "decisions (planned from labels only; no cluster)", logs)
+        assert batch["count"] == 1
+        [decision] = batch["decisions"]
         assert decision["occurrence_id"] == "a1b2c3d4e5f60718@2024-05-01T10:00:00+00:00"
         assert decision["target"] == "shop/Deployment/api"
         assert decision["action"] == "raise_memory"
         assert decision["decision"] == "would_do"
-        # The receiver logs the webhook once, with its counts; the decision above is the only per-alert line.
+        # The receiver logs the webhook once, with its counts; decisions are batched, not a line per alert.
         [received] = [record for record in logs if record["message"] == "webhook accepted"]
         assert (received["accepted"], received["duplicates"], received["ignored"]) == (1, 0, 0)
         assert not any(record["message"] == "alert queued" for record in logs)
@@ -98,3 +110,50 @@ async def test_refuses_to_start_without_the_webhook_token() -> None:
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 2
     assert "OOM_RESPONDER_WEBHOOK_TOKEN" in stderr.decode()
+
+
+def _items(count: int) -> list[work.WorkItem]:
+    settings = settings_mod.Settings()
+    body = payloads.payload(*(payloads.alert(fingerprint=f"{i:016x}", pod=f"api-{i}") for i in range(count)))
+    parsed = alerts.WebhookPayload.model_validate(body)
+    items = []
+    for alert in parsed.alerts:
+        event = normalizing.normalize(alert, payload=parsed, settings=settings)
+        assert event is not None
+        items.append(
+            work.WorkItem(
+                event=event,
+                playbook=routing.route(event, settings.playbooks),
+                received_at=datetime.datetime(2024, 5, 1, tzinfo=datetime.UTC),
+                queue_key=routing.queue_key(event, settings=settings.alerts),
+            )
+        )
+    return items
+
+
+async def test_label_only_decisions_are_logged_in_batches(caplog: pytest.LogCaptureFixture) -> None:
+    """A full batch is written at once, the rest at shutdown; every decision is listed once, in order."""
+    handle, _, cleanup = serving.build_handler(settings_mod.Settings(), metrics_mod.Metrics())
+    items = _items(logs.MAX_ITEMS + 3)
+    caplog.set_level(logging.INFO, logger="responder.commands.serving")
+    for item in items:
+        await handle(item)
+    assert [r.count for r in caplog.records] == [logs.MAX_ITEMS]  # type: ignore[attr-defined]
+    await cleanup()
+    batches = [
+        r for r in caplog.records if r.getMessage() == "decisions (planned from labels only; no cluster)"
+    ]
+    listed = [d["occurrence_id"] for r in batches for d in r.decisions]  # type: ignore[attr-defined]
+    assert listed == [item.event.occurrence_id for item in items]
+    assert [r.count for r in batches] == [logs.MAX_ITEMS, 3]  # type: ignore[attr-defined]
+
+
+async def test_a_partial_batch_is_written_soon_without_shutdown(caplog: pytest.LogCaptureFixture) -> None:
+    lines = serving._DecisionLines(delay_seconds=0)
+    caplog.set_level(logging.INFO, logger="responder.commands.serving")
+    lines.add({"occurrence_id": "a@t", "decision": "would_do"})
+    assert caplog.records == []
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    [record] = caplog.records
+    assert record.decisions == [{"occurrence_id": "a@t", "decision": "would_do"}]  # type: ignore[attr-defined]
