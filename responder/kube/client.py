@@ -36,6 +36,7 @@ __all__ = [
     "Body",
     "Kube",
     "NoCredentials",
+    "StreamingUnsupported",
     "Transport",
 ]
 
@@ -81,7 +82,24 @@ class Transport(Protocol):
         timeout_seconds: float,
     ) -> Answer: ...
 
+    async def read_text(
+        self, path: str, *, params: list[tuple[str, str]], limit_bytes: int, timeout_seconds: float
+    ) -> Answer:
+        """GET a text answer (a pod's log); `data` holds at most `limit_bytes` bytes of it, as bytes."""
+        ...
+
+    def connect_websocket(
+        self, path: str, *, params: list[tuple[str, str]], protocols: Sequence[str], timeout_seconds: float
+    ) -> Any:
+        """An async context manager yielding an aiohttp websocket (the streaming subresources)."""
+        ...
+
     async def close(self) -> None: ...
+
+
+class StreamingUnsupported(Exception):
+    """This transport cannot stream: kubeconfig users authenticated by a plugin go through kubernetes-asyncio,
+    which offers no websocket here."""
 
 
 class AiohttpTransport:
@@ -150,6 +168,58 @@ class AiohttpTransport:
                 reason=response.reason or "",
             )
 
+    def _extra(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.credentials.tls_server_name:
+            extra["server_hostname"] = self.credentials.tls_server_name
+        if self.credentials.proxy_url:
+            extra["proxy"] = self.credentials.proxy_url
+        return extra
+
+    def _auth_headers(self) -> dict[str, str]:
+        authorization = self.credentials.authorization()
+        return {"Authorization": authorization} if authorization else {}
+
+    async def read_text(
+        self, path: str, *, params: list[tuple[str, str]], limit_bytes: int, timeout_seconds: float
+    ) -> Answer:
+        async with self.session.get(
+            self.credentials.server + path,
+            params=params or None,
+            headers={**self._auth_headers(), "Accept": "*/*"},
+            timeout=aiohttp.ClientTimeout(total=timeout_seconds),
+            allow_redirects=False,
+            **self._extra(),
+        ) as response:
+            status = response.status
+            if 200 <= status < 300:
+                # The server's limitBytes bounds the answer already; this bounds what a server that ignores
+                # it could make the service hold.
+                raw = await response.content.read(limit_bytes)
+                return Answer(status=status, data=raw, headers=response.headers, reason=response.reason or "")
+            body = await response.content.read(64 * 1024)
+            return Answer(
+                status=status,
+                data=body.decode("utf-8", "replace"),
+                headers=response.headers,
+                reason=response.reason or "",
+            )
+
+    def connect_websocket(
+        self, path: str, *, params: list[tuple[str, str]], protocols: Sequence[str], timeout_seconds: float
+    ) -> Any:
+        return self.session.ws_connect(
+            self.credentials.server + path,
+            params=params,
+            protocols=tuple(protocols),
+            headers=self._auth_headers(),
+            timeout=aiohttp.ClientWSTimeout(ws_close=min(timeout_seconds, 10.0)),
+            autoping=True,
+            # Frames carry one channel byte plus a chunk of output; the kubelet sends at most 32 KiB at a time.
+            max_msg_size=1024 * 1024,
+            **self._extra(),
+        )
+
     async def close(self) -> None:
         await self.session.close()
 
@@ -191,6 +261,36 @@ class ApiClientTransport:
                 status=int(e.status or 0), data=e.body, headers=e.headers or {}, reason=str(e.reason or "")
             )
         return Answer(status=int(status), data=data, headers=headers or {})
+
+    async def read_text(
+        self, path: str, *, params: list[tuple[str, str]], limit_bytes: int, timeout_seconds: float
+    ) -> Answer:
+        from kubernetes_asyncio.client.exceptions import ApiException  # noqa: PLC0415 - only on this path
+
+        try:
+            data, status, headers = await self.api.call_api(
+                path,
+                "GET",
+                query_params=params,
+                header_params={"Accept": "*/*"},
+                response_types_map={200: "str"},
+                auth_settings=["BearerToken"],
+                _return_http_data_only=False,
+                _request_timeout=timeout_seconds,
+            )
+        except ApiException as e:
+            return Answer(
+                status=int(e.status or 0), data=e.body, headers=e.headers or {}, reason=str(e.reason or "")
+            )
+        raw = data.encode() if isinstance(data, str) else bytes(data or b"")
+        return Answer(status=int(status), data=raw[:limit_bytes], headers=headers or {})
+
+    def connect_websocket(
+        self, path: str, *, params: list[tuple[str, str]], protocols: Sequence[str], timeout_seconds: float
+    ) -> Any:
+        raise StreamingUnsupported(
+            "exec needs the service's own transport; this kubeconfig authenticates through a plugin"
+        )
 
     async def close(self) -> None:
         await self.api.close()
@@ -321,3 +421,40 @@ class Kube:
 
     async def version(self) -> Body:
         return await self.request("GET", "/version")
+
+    async def read_text(self, path: str, *, query: Sequence[tuple[str, str]], limit_bytes: int) -> bytes:
+        """GET a text answer such as a pod's log, at most `limit_bytes` of it (retried like any request)."""
+
+        async def attempt() -> bytes:
+            await self.throttle.acquire()
+            try:
+                answer = await self.transport.read_text(
+                    path,
+                    params=list(query),
+                    limit_bytes=limit_bytes,
+                    timeout_seconds=self.settings.request_timeout_seconds,
+                )
+            except (aiohttp.ClientError, TimeoutError) as e:
+                self.metrics.kube_requests.labels("get", "0").inc()
+                raise errors.KubeUnavailable(f"GET {path}: {type(e).__name__}: {e}"[:500]) from e
+            self.metrics.kube_requests.labels("get", str(answer.status)).inc()
+            if not 200 <= answer.status < 300:
+                raise errors.from_status(
+                    status=answer.status, body=answer.data, headers=answer.headers, reason=answer.reason
+                )
+            return answer.data if isinstance(answer.data, bytes) else b""
+
+        return await retrying.retrying(attempt, max_attempts=self.settings.max_attempts, sleep=self._sleep)
+
+    async def open_stream(
+        self, path: str, *, query: Sequence[tuple[str, str]], protocols: Sequence[str]
+    ) -> Any:
+        """Wait for the throttle and return the transport's websocket context manager for a streaming
+        subresource (pods/exec). The caller counts the answer and owns the stream's timeout."""
+        await self.throttle.acquire()
+        return self.transport.connect_websocket(
+            path,
+            params=list(query),
+            protocols=protocols,
+            timeout_seconds=self.settings.request_timeout_seconds,
+        )

@@ -1,0 +1,202 @@
+"""Silences in the real Alertmanager (v0.25, API v2), created and expired by `responder.notifiers.silences`.
+
+Covers: a silence proposed for a mitigation is created, `amtool` lists it with createdBy and the ledger
+comment, the silenced alert stops notifying while a sibling workload's alert with the same name keeps
+notifying, expiring it early makes the alert notify again, expiring twice is harmless, and Alertmanager
+down is a SilenceError with a clear line (never a hang: every call has a timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import subprocess
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from responder.logic import silencing
+from responder.models import alerts, decisions, settings, targets
+from responder.notifiers import silences
+from tests.alertmanager import conftest as am_support
+
+pytestmark = pytest.mark.alertmanager
+
+WEB = targets.Target(targets.WorkloadKind.DEPLOYMENT, "shop", "web")
+WEB_POD = "web-7d9f8b6c5-x2kqz"
+SIBLING_POD = "web-api-0"  # StatefulSet web-api: same alert name, same namespace, not acted on
+
+
+class Receiver:
+    """Every notification Alertmanager sends, as (alert pod, alert status) pairs, in arrival order."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        for alert in body["alerts"]:
+            self.seen.append((alert["labels"]["pod"], alert["status"]))
+        return web.Response(status=200)
+
+    def count(self, pod: str) -> int:
+        return sum(1 for seen_pod, status in self.seen if seen_pod == pod and status == "firing")
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
+    found = Receiver()
+    app = web.Application()
+    app.router.add_post("/webhook", found.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    yield found, f"http://{host}:{port}/webhook"
+    await runner.cleanup()
+
+
+def amtool(url: str, *args: str) -> Any:
+    proc = subprocess.run(
+        ["amtool", f"--alertmanager.url={url}", *args, "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return json.loads(proc.stdout or "null")
+
+
+def event_for(pod: str, now: datetime.datetime) -> alerts.AlertEvent:
+    return alerts.AlertEvent(
+        kind=settings.AlertKind.OOM_KILLED,
+        alertname="OOMKilled",
+        status=alerts.AlertStatus.FIRING,
+        fingerprint="abc123",
+        starts_at=now,
+        namespace="shop",
+        pod=pod,
+        container="app",
+        severity="critical",
+        labels={"alertname": "OOMKilled", "namespace": "shop", "pod": pod, "container": "app"},
+        annotations={},
+        generator_url="",
+        external_url="",
+    )
+
+
+async def test_silences_the_mitigated_workload_only_and_expires_early(
+    start_alertmanager: Any, receiver: tuple[Receiver, str]
+) -> None:
+    seen, webhook_url = receiver
+    am = start_alertmanager(webhook_url, repeat_interval="1s")
+    now = datetime.datetime.now(datetime.UTC)
+    firing = [
+        am_support.am_alert("OOMKilled", pod=WEB_POD, starts_at=now),
+        am_support.am_alert("OOMKilled", pod=SIBLING_POD, starts_at=now),
+    ]
+    await am.post_alerts(firing)
+    await am_support.wait_until(
+        lambda: seen.count(WEB_POD) >= 1 and seen.count(SIBLING_POD) >= 1, what="both alerts notified"
+    )
+
+    config = settings.Settings.model_validate({"alertmanager": {"url": am.url}})
+    playbook = config.playbooks[0]
+    proposed, why = silencing.propose(
+        event=event_for(WEB_POD, now),
+        target=WEB,
+        playbook=playbook,
+        action=settings.Action.RAISE_MEMORY,
+        outcome=decisions.Outcome.DONE,
+        config=config,
+        now=now,
+    )
+    assert proposed is not None, why
+    client = silences.Silences(config.alertmanager)
+    try:
+        silence_id = await client.create(proposed)
+
+        listed = amtool(am.url, "silence", "query")
+        [mine] = [s for s in listed if s["id"] == silence_id]
+        assert mine["createdBy"] == "oom-responder"
+        assert mine["status"]["state"] == "active"
+        assert "raise_memory on Deployment shop/web" in mine["comment"]
+        assert {m["name"]: m["value"] for m in mine["matchers"]}["pod"] == silencing.pod_pattern(WEB)
+
+        # Alertmanager marks the web pod's alert silenced and keeps the sibling's audible.
+        silenced = amtool(am.url, "alert", "query", "--silenced", "alertname=OOMKilled")
+        assert [a["labels"]["pod"] for a in silenced] == [WEB_POD]
+        assert silenced[0]["status"]["silencedBy"] == [silence_id]
+
+        # The silenced alert stops notifying while the sibling keeps being repeated.
+        await am.post_alerts(firing)
+        await asyncio.sleep(0)
+        web_before, sibling_before = seen.count(WEB_POD), seen.count(SIBLING_POD)
+        await am_support.wait_until(
+            lambda: seen.count(SIBLING_POD) >= sibling_before + 3, what="three more sibling notifications"
+        )
+        assert seen.count(WEB_POD) <= web_before + 1  # at most one notification already in flight
+
+        # A failed verdict expires it early: the web pod's alert is audible again.
+        assert await client.expire(silence_id) is True
+        expired = await client.get(silence_id)
+        assert expired.state == "expired"
+        assert silence_id in [s["id"] for s in amtool(am.url, "silence", "query", "--expired")]
+        web_after = seen.count(WEB_POD)
+        await am_support.wait_until(
+            lambda: seen.count(WEB_POD) >= web_after + 2, what="the alert notifying again"
+        )
+
+        # Expiring again (a second replica, a retried verdict) is harmless.
+        assert await client.expire(silence_id) is False
+    finally:
+        await client.close()
+
+
+async def test_alertmanager_down_is_a_clear_error_not_a_hang() -> None:
+    port = am_support._free_port()
+    client = silences.Silences(
+        settings.AlertmanagerSettings(url=f"http://127.0.0.1:{port}", timeout_seconds=2)
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    silence, _ = silencing.propose(
+        event=event_for(WEB_POD, now),
+        target=WEB,
+        playbook=settings.Settings().playbooks[0],
+        action=settings.Action.RAISE_MEMORY,
+        outcome=decisions.Outcome.DONE,
+        config=settings.Settings.model_validate({"alertmanager": {"url": f"http://127.0.0.1:{port}"}}),
+        now=now,
+    )
+    assert silence is not None
+    try:
+        with pytest.raises(
+            silences.SilenceError, match=f"Alertmanager unreachable at http://127.0.0.1:{port}"
+        ):
+            await client.create(silence)
+        with pytest.raises(silences.SilenceError, match="unreachable"):
+            await client.expire("0000")
+    finally:
+        await client.close()
+
+
+async def test_a_refused_silence_names_alertmanagers_answer(start_alertmanager: Any, receiver: Any) -> None:
+    am = start_alertmanager(receiver[1])
+    now = datetime.datetime.now(datetime.UTC)
+    client = silences.Silences(settings.AlertmanagerSettings(url=am.url))
+    try:
+        bad = silences.diagnostics.Silence(
+            matchers=(),
+            starts_at=now,
+            ends_at=now - datetime.timedelta(minutes=1),
+            created_by="oom-responder",
+            comment="x",
+        )
+        with pytest.raises(silences.SilenceError, match="Alertmanager answered 422 .*matchers"):
+            await client.create(bad)
+    finally:
+        await client.close()
