@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 
 from responder.logic import silencing
-from responder.models import alerts, decisions, settings, targets
+from responder.models import alerts, decisions, diagnostics, settings, targets
 from responder.notifiers import silences
 from tests.alertmanager import conftest as am_support
 
@@ -189,7 +189,7 @@ async def test_a_refused_silence_names_alertmanagers_answer(start_alertmanager: 
     now = datetime.datetime.now(datetime.UTC)
     client = silences.Silences(settings.AlertmanagerSettings(url=am.url))
     try:
-        bad = silences.diagnostics.Silence(
+        bad = diagnostics.Silence(
             matchers=(),
             starts_at=now,
             ends_at=now - datetime.timedelta(minutes=1),
