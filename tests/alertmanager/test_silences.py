@@ -196,7 +196,7 @@ async def test_a_refused_silence_names_alertmanagers_answer(start_alertmanager: 
             created_by="oom-responder",
             comment="x",
         )
-        with pytest.raises(silences.SilenceError, match="Alertmanager answered 422 .*matchers"):
+        with pytest.raises(silences.SilenceError, match=r"Alertmanager answered 422 .*matchers"):
             await client.create(bad)
     finally:
         await client.close()
