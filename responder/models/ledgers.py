@@ -39,6 +39,8 @@ class LedgerEntry(pydantic.BaseModel):
     """done when written; updated by verification (failed) where the rollout fails."""
     thread: str | None = None
     """Notifier thread reference (Slack ts) of the incident, so follow-ups thread after restarts."""
+    silence: str | None = None
+    """The Alertmanager silence created after this action, so a failed verdict or a revert can expire it."""
 
 
 def load(raw: str | None) -> list[LedgerEntry]:

@@ -49,3 +49,7 @@ class Notice:
     detail: str = ""
     thread: str | None = None
     """Notifier thread reference recovered from the workload's ledger, if any."""
+    log_lines: tuple[str, ...] = ()
+    """Matching lines of the container's previous log (redacted, capped), shown as a code block."""
+    silence_id: str | None = None
+    """The Alertmanager silence created after the action, if any."""

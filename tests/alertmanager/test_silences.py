@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from responder.engine import quieting
 from responder.logic import silencing
 from responder.models import alerts, decisions, diagnostics, settings, targets
 from responder.notifiers import silences
@@ -200,3 +201,71 @@ async def test_a_refused_silence_names_alertmanagers_answer(start_alertmanager: 
             await client.create(bad)
     finally:
         await client.close()
+
+
+async def test_the_quieter_silences_after_a_mitigation_and_expires_on_a_failed_verdict(
+    start_alertmanager: Any, receiver: tuple[Receiver, str]
+) -> None:
+    am = start_alertmanager(receiver[1])
+    now = datetime.datetime.now(datetime.UTC)
+    config = settings.Settings.model_validate({"alertmanager": {"url": am.url}})
+    quieter = quieting.Quieter.from_settings(config, environ={"OOM_RESPONDER_ALERTMANAGER_TOKEN": "t0k"})
+    try:
+        quieted = await quieter.silence_after(
+            event=event_for(WEB_POD, now),
+            target=WEB,
+            playbook=config.playbooks[0],
+            action=settings.Action.RAISE_MEMORY,
+            outcome=decisions.Outcome.DONE,
+            now=now,
+        )
+        assert quieted.silence_id is not None
+        assert quieted.line.startswith("silenced OOMKilled for Deployment shop/web until ")
+        assert f"(Alertmanager silence {quieted.silence_id})" in quieted.line
+        [listed] = amtool(am.url, "silence", "query")
+        assert (listed["id"], listed["createdBy"]) == (quieted.silence_id, "oom-responder")
+
+        line = await quieter.expire(quieted.silence_id, why="the 1 h verdict found the leak still growing")
+        assert line == (
+            f"silence {quieted.silence_id} expired early: the 1 h verdict found the leak still growing"
+        )
+        assert amtool(am.url, "silence", "query") == []
+        assert (
+            await quieter.expire(quieted.silence_id, why="again")
+            == f"silence {quieted.silence_id} had already ended"
+        )
+
+        dry = await quieter.silence_after(
+            event=event_for(WEB_POD, now),
+            target=WEB,
+            playbook=config.playbooks[0],
+            action=settings.Action.RAISE_MEMORY,
+            outcome=decisions.Outcome.WOULD_DO,
+            now=now,
+        )
+        assert dry == quieting.Quieted(None, "no silence: the action was would_do, not done")
+    finally:
+        await quieter.close()
+
+
+async def test_the_quieter_turns_alertmanager_down_into_a_line() -> None:
+    port = am_support._free_port()
+    config = settings.Settings.model_validate(
+        {"alertmanager": {"url": f"http://127.0.0.1:{port}", "timeout_seconds": 2}}
+    )
+    quieter = quieting.Quieter.from_settings(config, environ={})
+    try:
+        quieted = await quieter.silence_after(
+            event=event_for(WEB_POD, datetime.datetime.now(datetime.UTC)),
+            target=WEB,
+            playbook=config.playbooks[0],
+            action=settings.Action.SCALE_OUT,
+            outcome=decisions.Outcome.DONE,
+            now=datetime.datetime.now(datetime.UTC),
+        )
+        assert quieted.silence_id is None
+        assert quieted.line.startswith(f"no silence: Alertmanager unreachable at http://127.0.0.1:{port}")
+        line = await quieter.expire("abc", why="verdict failed")
+        assert line.startswith("silence abc could not be expired (Alertmanager unreachable")
+    finally:
+        await quieter.close()
