@@ -249,7 +249,10 @@ def run_loadgen(
     limit: int | None = None,
     timeout: float = 200.0,
 ) -> dict[str, Any]:
-    """Run bench.loadgen in its own process; its JSON summary. `limit` caps the closed loop's requests."""
+    """Run bench.loadgen in its own process; its JSON summary. `limit` caps the closed loop's requests.
+
+    Every call sends occurrences never sent before (a fresh run number in every fingerprint)."""
+    run = payloads.new_run()
     cmd = [
         sys.executable,
         "-m",
@@ -266,6 +269,8 @@ def run_loadgen(
         str(warmup),
         "--seq-start",
         str(seq_start),
+        "--run",
+        str(run),
     ]
     if rate:
         cmd += ["--rate", str(rate)]
@@ -283,6 +288,7 @@ def run_loadgen(
     )
     result: dict[str, Any] = json.loads(out.stdout)
     result["source"] = "loadgen"
+    result["run"] = run
     return result
 
 
@@ -299,9 +305,13 @@ def run_wrk(
     threads: int = 1,
     token: str | None = TOKEN,
 ) -> dict[str, Any]:
-    """Closed-loop load with wrk (Debian package) and bench/wrk_webhook.lua; a summary shaped like loadgen's."""
+    """Closed-loop load with wrk (Debian package) and bench/wrk_webhook.lua; a summary shaped like loadgen's.
+
+    Every call sends occurrences never sent before (a fresh run number in every fingerprint): a warm-up run
+    against the same server does not turn the measured run's alerts into duplicates."""
+    run = payloads.new_run()
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
-        f.write(payloads.template(alerts))
+        f.write(payloads.template(alerts, run=run))
         template = f.name
     try:
         cmd = [
@@ -326,6 +336,7 @@ def run_wrk(
     ok = raw["requests"] - bad
     return {
         "source": "wrk",
+        "run": run,
         "mode": "closed",
         "alerts_per_request": alerts,
         "connections": connections,

@@ -97,11 +97,11 @@ class _Conn(asyncio.Protocol):
 class _Requests:
     """Builds request bytes with fresh fingerprints."""
 
-    def __init__(self, *, url: str, alerts: int, token: str | None, seq_start: int) -> None:
+    def __init__(self, *, url: str, alerts: int, token: str | None, seq_start: int, run: int) -> None:
         parts = urllib.parse.urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
-        self.template = payloads.template(alerts)
+        self.template = payloads.template(alerts, run=run)
         self.alerts = alerts
         auth = f"Authorization: Bearer {token}\r\n" if token else ""
         self.head = (
@@ -274,6 +274,7 @@ async def run(
     warmup: float = 1.0,
     token: str | None = None,
     seq_start: int = 0,
+    run: int = 0,
     limit: int = _MAX_REQUESTS,
 ) -> dict[str, Any]:
     """Run one load and return its summary. `rate` set means open loop, else closed loop."""
@@ -281,7 +282,7 @@ async def run(
     if not (host == "localhost" or host.startswith("127.") or host == "::1"):
         raise SystemExit(f"refusing to load a non-loopback address: {host!r}")
     duration = min(duration, _MAX_DURATION_S)
-    reqs = _Requests(url=url, alerts=alerts, token=token, seq_start=seq_start)
+    reqs = _Requests(url=url, alerts=alerts, token=token, seq_start=seq_start, run=run)
     if rate:
         return await _open(
             reqs, rate=rate, duration=duration, warmup=warmup, max_connections=max(connections, 32)
@@ -308,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         "--seq-start", type=int, default=0, help="first sequence number (distinct fingerprints)"
     )
     parser.add_argument(
+        "--run", type=int, default=0, help="run number in every fingerprint (0-65535; distinct per load)"
+    )
+    parser.add_argument(
         "--limit", type=int, default=_MAX_REQUESTS, help="closed loop: at most this many requests"
     )
     parser.add_argument("--uvloop", action="store_true", help="use uvloop if it is installed")
@@ -329,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             warmup=args.warmup,
             token=args.token,
             seq_start=args.seq_start,
+            run=args.run,
             limit=args.limit,
         )
     )

@@ -8,15 +8,25 @@ paying for JSON encoding in the load generator's hot loop.
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
+import random
 from typing import Any
 
-__all__ = ["SEQ", "alert", "payload", "render", "template"]
+__all__ = ["SEQ", "alert", "new_run", "payload", "render", "template"]
 
 SEQ = b"SEQSEQSE"
 """Placeholder for an 8-hex-digit request sequence number inside a template."""
 
 _STARTS_AT = "2026-01-01T00:00:00Z"
+
+# Runs of one benchmark process start at a random point: a server kept across processes sees other runs too.
+_runs = itertools.count(random.randrange(0x10000))
+
+
+def new_run() -> int:
+    """A run number for `template` not used before by this process (wraps after 65,536 runs)."""
+    return next(_runs) & 0xFFFF
 
 
 def alert(
@@ -82,12 +92,16 @@ def payload(alerts: list[dict[str, Any]], *, receiver: str = "oom-responder") ->
     }
 
 
-def template(n_alerts: int, *, namespaces: int = 10) -> bytes:
+def template(n_alerts: int, *, run: int = 0, namespaces: int = 10) -> bytes:
     """A payload of `n_alerts` alerts whose fingerprints and pod names carry the SEQ placeholder.
 
     Alerts alternate OOMKilled / PodMemoryHigh, spread over `namespaces` namespaces; every alert is on its own
-    pod, so nothing is a duplicate of anything sent before.
+    pod. A fingerprint is the request's sequence number, the `run` (0-65535) and the alert's index: two loads
+    with different runs (a warm-up and the measured run against one server) never repeat an occurrence, so
+    nothing is a duplicate of anything sent before.
     """
+    if not 0 <= run <= 0xFFFF or n_alerts > 0x10000:
+        raise ValueError("run must fit 4 hex digits and the alert index 4 more")
     seq = SEQ.decode()
     alerts = []
     for i in range(n_alerts):
@@ -99,7 +113,7 @@ def template(n_alerts: int, *, namespaces: int = 10) -> bytes:
                 pod=f"api-{seq}-{i:03d}-7d9c",
                 container="app",
                 # Alertmanager fingerprints are 16 hex digits.
-                fingerprint=f"{seq}{i:08x}",
+                fingerprint=f"{seq}{run:04x}{i:04x}",
                 severity="critical" if name == "OOMKilled" else "warning",
             )
         )

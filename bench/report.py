@@ -62,40 +62,109 @@ def _plt() -> Any:
 def _ingest(data: dict[str, Any], out: Path) -> list[str]:
     rows = data["rows"]
     s = data["settings"]
+    if "fair_webhooks_per_s" not in rows[0]:
+        return ["Result file from before the fair baseline; re-run `python -m bench.ingest`."]
+    marginal = data["marginal_cpu_us_per_alert"]
     md = [
         f"Closed loop: {s['closed_loop_source']}, {s['connections']} connections, {s['duration_s']:.0f} s after "
-        f"{s['warmup_s']:.0f} s warm-up, median of {s['repeats']} alternating runs; every server started fresh. "
-        f"Latency: open loop ({s['open_loop_source']}) at half of each server's own maximum, measured from each "
-        "request's due time. CPU µs/webhook is the server process's user+system time over the closed-loop run ÷ "
-        "webhooks answered 2xx: it does not depend on how much of the machine the server got.",
+        f"{s['warmup_s']:.0f} s warm-up, median of {s['repeats']} runs in rotating order; every server started "
+        "fresh; every load (warm-up included) sends occurrences never sent before. Servers: **bare** = aiohttp "
+        "+ `json.loads` + 202 (validates nothing); **fair** = token check, `model_validate_json` of the v4 "
+        "payload, each alert on a bounded queue (`bench/fair_baseline_app.py`); **service** = `oom-responder "
+        "serve`, dry-run, no cluster (plans from labels), INFO logs as shipped. CPU µs/webhook is the server "
+        "process's user+system time over the run (for the service: until its queue is drained) ÷ webhooks "
+        "answered 2xx: it does not depend on how much of the machine the server got.",
         "",
         _table(
             [
                 "alerts/webhook",
-                "baseline webhooks/s",
+                "bare webhooks/s",
+                "fair webhooks/s",
                 "service webhooks/s",
-                "service alerts/s",
-                "ratio",
-                "baseline CPU µs/webhook",
+                "bare CPU µs/webhook",
+                "fair CPU µs/webhook",
                 "service CPU µs/webhook",
+                "service ÷ fair CPU",
+                "service at WARNING: CPU µs/webhook",
                 "service non-2xx",
-                "service ack p50 / p99 (ms)",
-                "baseline ack p50 / p99 (ms)",
+                "duplicates measured",
             ],
             [
                 [
                     r["alerts_per_webhook"],
                     r["baseline_webhooks_per_s"],
+                    r["fair_webhooks_per_s"],
                     r["service_webhooks_per_s"],
-                    r["service_alerts_per_s"],
-                    f"**{r['ratio']:.2f}**",
                     r["baseline_cpu_us_per_webhook"],
+                    r["fair_cpu_us_per_webhook"],
                     r["service_cpu_us_per_webhook"],
+                    f"**{r['cpu_vs_fair']:.2f}**",
+                    r.get("service_warning_logs_cpu_us_per_webhook"),
                     r["service_non_2xx"],
-                    f"{_fmt(r['service_ack_p50_ms'], 2)} / {_fmt(r['service_ack_p99_ms'], 2)}",
-                    f"{_fmt(r['baseline_ack_p50_ms'], 2)} / {_fmt(r['baseline_ack_p99_ms'], 2)}",
+                    r["service_duplicates_measured"],
                 ]
                 for r in rows
+            ],
+        ),
+        "",
+        "Marginal CPU per extra alert ((100-alert − 1-alert) ÷ 99): "
+        + ", ".join(
+            f"{label} {_fmt(marginal.get(key))} µs"
+            for key, label in (
+                ("baseline", "bare"),
+                ("fair", "fair"),
+                ("service", "**service**"),
+                ("service_warning_logs", "service at WARNING"),
+            )
+        )
+        + ".",
+        "",
+        "Acknowledgement latency at fixed rates (open loop, bench.loadgen, measured from each request's due time; "
+        "the generator against the null server gives the floor at the highest rate):",
+        "",
+        _table(
+            [
+                "alerts/webhook",
+                "webhooks/s",
+                "service ack p50 / p99 (ms)",
+                "fair ack p50 / p99 (ms)",
+                "floor p99 (ms)",
+                "service non-2xx",
+            ],
+            [
+                [
+                    r["alerts_per_webhook"],
+                    r["rate"],
+                    f"{_fmt(r['service_ack_p50_ms'], 2)} / {_fmt(r['service_ack_p99_ms'], 2)}",
+                    f"{_fmt(r['fair_ack_p50_ms'], 2)} / {_fmt(r['fair_ack_p99_ms'], 2)}",
+                    _fmt(r.get("null_ack_p99_ms"), 2),
+                    r["service_non_2xx"],
+                ]
+                for r in data["latency_rows"]
+            ],
+        ),
+        "",
+        f"Burst: {s['burst_webhooks']:,} webhooks due within one second, 64 connections, against a fresh service "
+        "with the default queue (`queue.max_pending` 10,000):",
+        "",
+        _table(
+            [
+                "alerts/webhook",
+                "webhooks sent",
+                "statuses",
+                "ack p50 / p99 / max (ms)",
+                "queue drained after (s)",
+            ],
+            [
+                [
+                    b["alerts_per_webhook"],
+                    b["webhooks"],
+                    ", ".join(f"{k}: {v}" for k, v in b["statuses"].items())
+                    + (f", errors: {b['errors']}" if b["errors"] else ""),
+                    f"{_fmt(b['ack_p50_ms'], 2)} / {_fmt(b['ack_p99_ms'], 2)} / {_fmt(b['ack_max_ms'], 2)}",
+                    _fmt(b.get("drain_s"), 2),
+                ]
+                for b in data["bursts"]
             ],
         ),
         "",
@@ -105,63 +174,28 @@ def _ingest(data: dict[str, Any], out: Path) -> list[str]:
             f"loadgen {_fmt(c['loadgen']['ok_rps'])}/s"
             for size, c in data["generator_ceiling"].items()
         )
-        + ". Where the ceiling is not well above the baseline's rate, the baseline figure (and so the ratio) is a "
-        "lower bound on what the stack can do.",
-        "",
-        "An experiment on the same service, same run: INFO log lines off (`logging.level: WARNING`, closed loop, "
-        "one run each), beside the latency floor of the open-loop measurement itself:",
-        "",
-        _table(
-            [
-                "alerts/webhook",
-                "service webhooks/s",
-                "with WARNING logs",
-                "CPU µs/webhook",
-                "with WARNING logs",
-                "ack p50 / p99 (ms)",
-                "latency floor at the service's half rate: generator → null server p99 (ms)",
-            ],
-            [
-                [
-                    r["alerts_per_webhook"],
-                    r["service_webhooks_per_s"],
-                    r.get("service_warning_logs_webhooks_per_s"),
-                    r["service_cpu_us_per_webhook"],
-                    r.get("service_warning_logs_cpu_us_per_webhook"),
-                    f"{_fmt(r['service_ack_p50_ms'], 2)} / {_fmt(r['service_ack_p99_ms'], 2)}",
-                    r.get("generator_floor_ack_p99_ms"),
-                ]
-                for r in rows
-            ],
-        ),
+        + ". Where the ceiling is not well above a server's rate, that rate is a lower bound; the CPU figures "
+        "are not affected.",
     ]
     plt = _plt()
     if plt is not None:
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
         sizes = [str(r["alerts_per_webhook"]) for r in rows]
         x = range(len(rows))
-        w = 0.38
-        ax = axes[0]
-        ax.bar([i - w / 2 for i in x], [r["baseline_webhooks_per_s"] for r in rows], w, label="bare aiohttp")
-        ax.bar([i + w / 2 for i in x], [r["service_webhooks_per_s"] for r in rows], w, label="oom-responder")
-        ax.set_xticks(list(x), sizes)
-        ax.set_xlabel("alerts per webhook")
-        ax.set_ylabel("webhooks/s answered 2xx")
-        ax.set_yscale("log")
-        ax.legend()
-        ax.set_title("Throughput (closed loop)")
-        ax = axes[1]
-        ax.bar(
-            [i - w / 2 for i in x], [r["baseline_cpu_us_per_webhook"] for r in rows], w, label="bare aiohttp"
-        )
-        ax.bar(
-            [i + w / 2 for i in x], [r["service_cpu_us_per_webhook"] for r in rows], w, label="oom-responder"
-        )
-        ax.set_xticks(list(x), sizes)
-        ax.set_xlabel("alerts per webhook")
-        ax.set_ylabel("server CPU µs per webhook")
-        ax.set_yscale("log")
-        ax.set_title("Cost per webhook")
+        w = 0.27
+        servers = (("baseline", "bare aiohttp"), ("fair", "fair (validating)"), ("service", "oom-responder"))
+        for ax, key, label, title in (
+            (axes[0], "webhooks_per_s", "webhooks/s answered 2xx", "Throughput (closed loop)"),
+            (axes[1], "cpu_us_per_webhook", "server CPU µs per webhook", "Cost per webhook"),
+        ):
+            for i, (target, name) in enumerate(servers):
+                ax.bar([j + (i - 1) * w for j in x], [r[f"{target}_{key}"] for r in rows], w, label=name)
+            ax.set_xticks(list(x), sizes)
+            ax.set_xlabel("alerts per webhook")
+            ax.set_ylabel(label)
+            ax.set_yscale("log")
+            ax.set_title(title)
+        axes[0].legend()
         fig.tight_layout()
         fig.savefig(out / "ingest.png", dpi=90)
         plt.close(fig)
