@@ -21,6 +21,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "pause": ("pausing", "stop every replica from mutating the cluster until `resume`"),
     "resume": ("pausing", "allow mutations again and close the blast-radius breaker"),
+    "analyze": (
+        "analysing",
+        "name a workload's memory pattern (leak, spike, stable…), time to OOM and right-sized limit",
+    ),
 }
 
 

@@ -6,6 +6,7 @@ The edge between the file system and `responder.models.settings`: YAML in, a val
 
 from __future__ import annotations
 
+import base64
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ __all__ = [
     "load_for_command",
     "load_settings",
     "parse_settings",
+    "prometheus_authorization",
     "read_secret",
 ]
 
@@ -146,3 +148,17 @@ def read_secret(*, file: str | None, env: str | None, environ: Mapping[str, str]
         value = environ.get(env, "").strip()
         return value or None
     return None
+
+
+def prometheus_authorization(
+    config: settings.PrometheusSettings, *, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """The Authorization header for Prometheus: basic when a user name is set, else a bearer token, else none."""
+    if config.basic_username:
+        password = read_secret(
+            file=config.basic_password_file, env=config.basic_password_env, environ=environ
+        )
+        raw = f"{config.basic_username}:{password or ''}".encode()
+        return "Basic " + base64.b64encode(raw).decode("ascii")
+    token = read_secret(file=config.bearer_token_file, env=config.bearer_token_env, environ=environ)
+    return f"Bearer {token}" if token else None

@@ -78,5 +78,23 @@ class Metrics:
             ["notifier", "result"],
             registry=r,
         )
+        self.analyses = Counter(
+            f"{_PREFIX}_analyses",
+            "Memory-history analyses (RB-010 Step 3), by pattern (insufficient_data when Prometheus failed).",
+            ["pattern"],
+            registry=r,
+        )
+        self.prometheus_requests = Counter(
+            f"{_PREFIX}_prometheus_requests",
+            "Prometheus API requests, by query and HTTP status code (0 for no answer or a timeout).",
+            ["query", "code"],
+            registry=r,
+        )
+        self.analysis_duration = Histogram(
+            f"{_PREFIX}_analysis_duration_seconds",
+            "Time to read a workload's memory history from Prometheus and analyse it.",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
         self.build_info = Info(f"{_PREFIX}_build", "Version of the running service.", registry=r)
         self.build_info.info({"version": responder.__version__})

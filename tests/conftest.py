@@ -1,3 +1,3 @@
 """Shared pytest configuration for all tests."""
 
-pytest_plugins = ["tests.kubeplane.plugin"]
+pytest_plugins = ["tests.kubeplane.plugin", "tests.promstack.plugin"]

@@ -23,6 +23,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from functools import cache
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -30,7 +31,7 @@ import numpy.typing as npt
 from responder.models import analyses
 from responder.models.analyses import Analysis, ContainerSeries, Lifetime, LifetimeTrend, Pattern
 
-__all__ = ["analyse", "analyse_series", "render_sparkline"]
+__all__ = ["analyse", "analyse_series", "render_sparkline", "to_document", "to_text"]
 
 Array = npt.NDArray[np.float64]
 
@@ -81,6 +82,8 @@ SAWTOOTH_NOISE_FACTOR = 3.0
 """Noise alone makes about two such drops a day: far fewer than `SAWTOOTH_MIN_RATE`."""
 SAWTOOTH_MIN_RATE = 0.5
 """Collections per hour from which a series is a sawtooth (a garbage collector runs every few minutes)."""
+PAGE_CACHE_SHARE = 0.5
+"""Below this RSS ÷ working set, a growth may be page cache rather than a heap leak."""
 HEADROOM = 1.15
 """VPA / krr: recommended limit = peak (or peak reached within the restart interval) + 15 %."""
 SPARK_POINTS = 40
@@ -119,11 +122,25 @@ def analyse(history: analyses.WorkloadHistory, *, restart_interval_seconds: floa
     gives the figures.
     """
     if history.problem is not None:
-        return Analysis(pattern=Pattern.INSUFFICIENT_DATA, reason=history.problem)
+        return Analysis(pattern=Pattern.INSUFFICIENT_DATA, reason=history.problem, notes=history.notes)
     if not history.series:
         return Analysis(
-            pattern=Pattern.INSUFFICIENT_DATA, reason="no memory series for the workload in the window"
+            pattern=Pattern.INSUFFICIENT_DATA,
+            reason="no memory series for the workload in the window",
+            notes=history.notes,
         )
+    chosen = _choose(history, restart_interval_seconds=restart_interval_seconds)
+    reason = chosen.reason
+    share = history.rss_share
+    if chosen.pattern.is_leak and share is not None and share < PAGE_CACHE_SHARE:
+        reason += (
+            f"; RSS is only {share:.0%} of the working set: part of the growth may be page cache, which the "
+            "kernel reclaims before an OOM kill"
+        )
+    return dataclasses.replace(chosen, reason=reason, rss_share=share, notes=history.notes)
+
+
+def _choose(history: analyses.WorkloadHistory, *, restart_interval_seconds: float) -> Analysis:
     results = [
         analyse_series(
             s,
@@ -212,7 +229,7 @@ def analyse_series(
     trend = _lifetime_trend(lifetimes)
     noise = _noise(y, bounds)
     fits = [
-        _fit(t[a:b], y[a:b], noise=noise)
+        _fit(t[a:b], y[a:b])
         for a, b in bounds
         if t[b - 1] - t[a] >= MIN_LIFETIME_SECONDS and b - a >= MIN_SAMPLES // 2
     ]
@@ -557,7 +574,7 @@ def _bins(x: Array, y: Array) -> tuple[Array, Array]:
     return xb, yb
 
 
-def _fit(t: Array, y: Array, *, noise: float) -> _Fit:
+def _fit(t: Array, y: Array) -> _Fit:
     x = t - t[0]
     xb, yb = _bins(x, y)
     slope, intercept = _theil_sen(xb, yb)
@@ -576,7 +593,7 @@ def _fit(t: Array, y: Array, *, noise: float) -> _Fit:
         first += CHUNK_SECONDS
     deseasoned = _deseasoned_slope(xb, yb) if span >= DAILY_MIN_SPAN_SECONDS else None
     level = float(np.median(y))
-    teeth, trough_slope, trough_r2, peak_slope, peak_end, trough_chunks = _sawtooth(x, y, noise=noise)
+    teeth, trough_slope, trough_r2, peak_slope, peak_end, trough_chunks = _sawtooth(x, y)
     return _Fit(
         start=float(t[0]),
         end=float(t[-1]),
@@ -605,7 +622,7 @@ def _deseasoned_slope(xb: Array, yb: Array) -> float:
 
 
 def _sawtooth(
-    x: Array, y: Array, *, noise: float
+    x: Array, y: Array
 ) -> tuple[int, float | None, float | None, float | None, float | None, tuple[tuple[float, float], ...]]:
     """Collections (drops), the lines through the troughs after them and the peaks before them.
 
@@ -619,7 +636,11 @@ def _sawtooth(
     pair = (y[:-1] + y[1:]) / 2
     d = pair[2:] - pair[:-2]  # d[j]: mean of y[j+2], y[j+3] minus mean of y[j], y[j+1]
     local = pair[:-2]
-    big = d < -np.maximum(SAWTOOTH_MIN_DROP * local, SAWTOOTH_NOISE_FACTOR * noise)
+    # Working-set noise grows with the level: measure it relative to the level, so that a leak's noisier
+    # end does not pass for collections.
+    rel = np.diff(y) / np.maximum(y[:-1], 1.0)
+    rel_noise = float(1.4826 * np.median(np.abs(rel - np.median(rel))) / math.sqrt(2))
+    big = d < -local * max(SAWTOOTH_MIN_DROP, SAWTOOTH_NOISE_FACTOR * rel_noise)
     starts = np.flatnonzero(big & ~np.concatenate(([False], big[:-1]))) + 1
     if starts.size < SAWTOOTH_MIN_TEETH:
         return int(starts.size), None, None, None, None, none
@@ -733,3 +754,70 @@ def _mib(value: float | int | None) -> str:
     if abs(value) >= 2**30:
         return f"{value / 2**30:.2f} GiB"
     return f"{value / _MI:.1f} MiB"
+
+
+def to_document(analysis: Analysis) -> dict[str, Any]:
+    """The analysis as plain JSON-able data (the `analyze --output json` document and log fields)."""
+    return {
+        "pattern": analysis.pattern.value,
+        "reason": analysis.reason,
+        "time_to_oom_seconds": _finite(analysis.time_to_oom_seconds),
+        "slope_bytes_per_hour": _finite(analysis.slope_bytes_per_hour),
+        "slope_percent_of_limit_per_hour": _finite(analysis.slope_percent_of_limit_per_hour),
+        "recommended_limit_bytes": analysis.recommended_limit_bytes,
+        "recommendation": analysis.recommendation,
+        "limit_bytes": analysis.limit_bytes,
+        "peak_bytes": _finite(analysis.peak_bytes),
+        "last_bytes": _finite(analysis.last_bytes),
+        "pod": analysis.pod,
+        "container": analysis.container,
+        "lifetimes": [
+            {
+                "start": lt.start,
+                "end": lt.end,
+                "duration_seconds": lt.duration_seconds,
+                "ended_by_restart": lt.ended_by_restart,
+                "peak_bytes": lt.peak_bytes,
+            }
+            for lt in analysis.lifetimes
+        ],
+        "lifetime_trend": analysis.lifetime_trend.value,
+        "samples": analysis.samples,
+        "window_seconds": analysis.window_seconds,
+        "rss_share": _finite(analysis.rss_share),
+        "notes": list(analysis.notes),
+        "sparkline": render_sparkline(analysis.sparkline, limit_bytes=analysis.limit_bytes),
+    }
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def to_text(analysis: Analysis) -> str:
+    """The analysis for a human at a terminal, a few lines."""
+    lines = [f"pattern: {analysis.pattern.value}", f"reason: {analysis.reason}"]
+    if analysis.slope_bytes_per_hour is not None and analysis.pattern.is_leak:
+        per_limit = (
+            f" ({analysis.slope_percent_of_limit_per_hour:.2f} % of the limit/h)"
+            if analysis.slope_percent_of_limit_per_hour is not None
+            else ""
+        )
+        lines.append(f"growth: {_mib(analysis.slope_bytes_per_hour)}/h{per_limit}")
+    if analysis.time_to_oom_seconds is not None:
+        lines.append(
+            f"time to OOM: {_hours(analysis.time_to_oom_seconds)} at the {_mib(analysis.limit_bytes)} limit"
+        )
+    if analysis.peak_bytes is not None:
+        lines.append(f"peak: {_mib(analysis.peak_bytes)}, last: {_mib(analysis.last_bytes)}")
+    if analysis.recommendation:
+        value = _mib(analysis.recommended_limit_bytes) if analysis.recommended_limit_bytes else "none"
+        lines.append(f"recommended limit: {value} ({analysis.recommendation})")
+    if analysis.lifetimes:
+        lengths = ", ".join(_hours(lt.duration_seconds) for lt in analysis.lifetimes)
+        lines.append(f"lifetimes: {lengths} ({analysis.lifetime_trend.value})")
+    spark = render_sparkline(analysis.sparkline, limit_bytes=analysis.limit_bytes)
+    if spark:
+        lines.append(f"window: {spark} (0 → {_mib(analysis.limit_bytes or analysis.peak_bytes)})")
+    lines += [f"note: {n}" for n in analysis.notes]
+    return "\n".join(lines)

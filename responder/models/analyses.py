@@ -75,6 +75,10 @@ class WorkloadHistory:
     """The limit to measure against (the alert's or the workload's current one); falls back to the series'."""
     problem: str | None = None
     """Why the history could not be read (Prometheus absent, slow, 5xx…): the analysis is then insufficient."""
+    rss_share: float | None = None
+    """RSS ÷ working set at the latest sample (the highest over the containers); None when RSS is unknown."""
+    notes: tuple[str, ...] = ()
+    """What could not be read but did not stop the analysis (e.g. no restart counter)."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -117,3 +121,6 @@ class Analysis:
     window_seconds: float = 0.0
     sparkline: tuple[float, ...] = ()
     """The window downsampled to a few dozen points (bytes), for a compact rendering next to the limit."""
+    rss_share: float | None = None
+    """RSS ÷ working set at the end of the window: low means page cache, which the kernel can reclaim."""
+    notes: tuple[str, ...] = ()

@@ -38,6 +38,8 @@ __all__ = [
     "NotifierSettings",
     "Playbook",
     "PreviousLogsSettings",
+    "PrometheusQueries",
+    "PrometheusSettings",
     "QueueSettings",
     "ServerSettings",
     "Settings",
@@ -534,6 +536,82 @@ class AlertmanagerSettings(_Frozen):
         return value.rstrip("/") if value else value
 
 
+class PrometheusQueries(_Frozen):
+    """The PromQL the reader runs (kube-prometheus-stack series by default).
+
+    Placeholders, filled by the reader and escaped: `$namespace`, `$pods` (a regular expression of the
+    workload's pod names, replaced pods included) and `$container` (the container's name, or `.+`).
+    """
+
+    working_set: str = (
+        "max by (namespace, pod, container) (container_memory_working_set_bytes"
+        '{container!="", image!="", namespace="$namespace", pod=~"$pods", container=~"$container"})'
+    )
+    """Working set per container: what the kubelet's OOM decision and the VPA use."""
+    rss: str | None = (
+        "max by (namespace, pod, container) (container_memory_rss"
+        '{container!="", image!="", namespace="$namespace", pod=~"$pods", container=~"$container"})'
+    )
+    """Resident set (heap, not page cache), to tell a leak from a growing cache; null: not read."""
+    limit: str | None = (
+        "max by (namespace, pod, container) (kube_pod_container_resource_limits"
+        '{resource="memory", namespace="$namespace", pod=~"$pods", container=~"$container"})'
+    )
+    """Memory limit per container from kube-state-metrics; null: only the limit given with the request."""
+    restarts: str | None = (
+        "max by (namespace, pod, container) (kube_pod_container_status_restarts_total"
+        '{namespace="$namespace", pod=~"$pods", container=~"$container"})'
+    )
+    """Restart counter per container from kube-state-metrics (lifetimes are split where it increases)."""
+
+
+class PrometheusSettings(_Frozen):
+    """The Prometheus the memory history is read from (runbook Step 3). Unset url: no analysis, as before."""
+
+    url: str | None = None
+    """Base URL, e.g. http://prometheus-operated.monitoring.svc:9090 (a path prefix is kept); null: off."""
+    bearer_token_file: str | None = None
+    """File holding a bearer token (e.g. a ServiceAccount token for an OAuth proxy); read on every start."""
+    bearer_token_env: str | None = "OOM_RESPONDER_PROMETHEUS_TOKEN"
+    """Environment variable holding the bearer token, used when no file is set."""
+    basic_username: str | None = None
+    """User name for basic auth (used instead of a bearer token when set)."""
+    basic_password_file: str | None = None
+    """File holding the basic-auth password."""
+    basic_password_env: str | None = "OOM_RESPONDER_PROMETHEUS_PASSWORD"
+    """Environment variable holding the basic-auth password, used when no file is set."""
+    ca_file: str | None = None
+    """PEM bundle to verify an https Prometheus with (default: the system's CAs)."""
+    insecure_skip_verify: bool = False
+    """Do not verify the server certificate (test clusters only)."""
+    timeout_seconds: float = Field(5.0, gt=0, le=60)
+    """Longest time one analysis may wait for Prometheus, all queries together, in seconds. A mitigation is
+    never delayed longer than this; past it the analysis says insufficient_data."""
+    lookback_seconds: float = Field(86400.0, ge=3600, le=7 * 86400)
+    """How much history to read, in seconds (default 24 h, at most 7 days)."""
+    step_seconds: float = Field(60.0, ge=1, le=3600)
+    """Resolution of the history, in seconds (widened when lookback ÷ step would exceed max_points)."""
+    max_points: int = Field(11000, ge=100, le=11000)
+    """Most points per series and query (Prometheus refuses more than 11,000)."""
+    max_series: int = Field(200, gt=0)
+    """Most container series read for one workload (pods, replaced ones included); more is an error."""
+    max_concurrent_queries: int = Field(4, gt=0)
+    """Queries in flight to Prometheus at once, over all analyses of this replica."""
+    max_response_bytes: int = Field(32 * 1024 * 1024, gt=0)
+    """Largest answer read from Prometheus, in bytes; a bigger one is an error, not a memory spike."""
+    queries: PrometheusQueries = Field(default_factory=PrometheusQueries)
+    """The PromQL run for a workload."""
+    restart_interval_seconds: float = Field(86400.0, gt=0)
+    """For a leak, the recommended limit lasts this long between restarts (deploys or scheduled restarts)."""
+
+    @pydantic.field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+
 class VerificationSettings(_Frozen):
     timeout_seconds: float = Field(300, gt=0)
     """How long to follow a rollout before reporting it as failed, in seconds."""
@@ -641,6 +719,7 @@ class Settings(_Frozen):
     notifiers: NotifierSettings = Field(default_factory=NotifierSettings)
     diagnostics: DiagnosticsSettings = Field(default_factory=DiagnosticsSettings)
     alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @pydantic.model_validator(mode="after")
