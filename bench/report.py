@@ -378,8 +378,8 @@ def _accuracy(data: dict[str, Any], out: Path) -> list[str]:
         f"Time to OOM (leaks detected as leaks with a limit, n = {r['tto_count']}): median relative error "
         f"{r['tto_median_error']:.3f}, p90 {r['tto_p90_error']:.3f}; by class "
         + ", ".join(f"{k} {v:.3f}" for k, v in sorted(r["tto_median_error_by_class"].items()))
-        + ". An accelerating leak's time is extrapolated by a quadratic through the current lifetime: the "
-        "worst of the three.",
+        + ". An accelerating leak's time assumes its rate keeps growing at the pace measured over 3-hour "
+        "stretches (exponentially): still the least certain of the three.",
         "",
         f"CPU time per 1,440-point series: median {r['ms_per_series_median']:.2f} ms, p99 "
         f"{r['ms_per_series_p99']:.2f} ms.",

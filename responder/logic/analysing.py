@@ -31,7 +31,15 @@ import numpy.typing as npt
 from responder.models import analyses
 from responder.models.analyses import Analysis, ContainerSeries, Lifetime, LifetimeTrend, Pattern
 
-__all__ = ["analyse", "analyse_series", "render_sparkline", "to_document", "to_text"]
+__all__ = [
+    "analyse",
+    "analyse_series",
+    "render_sparkline",
+    "seconds_bought",
+    "summarize",
+    "to_document",
+    "to_text",
+]
 
 Array = npt.NDArray[np.float64]
 
@@ -411,7 +419,8 @@ def _time_to_oom(
 ) -> float | None:
     f = fits[-1]
     if pattern is Pattern.ACCELERATING:
-        return _quadratic_crossing(t, y, start=f.start, limit=limit)
+        grown = _exponential_crossing(fits, now_bytes=float(np.median(y[-5:])), end=float(t[-1]), limit=limit)
+        return grown if grown is not None else _quadratic_crossing(t, y, start=f.start, limit=limit)
     if f.end < float(t[-1]):
         # The current lifetime is too young to fit (the container restarted lately): start from its level.
         if _rate_is_unknown(slope):
@@ -428,6 +437,30 @@ def _time_to_oom(
     if rate is None or rate <= 0:
         return None
     return max(0.0, (limit - now) / rate)
+
+
+def _exponential_crossing(fits: list[_Fit], *, now_bytes: float, end: float, limit: float) -> float | None:
+    """When a leak whose rate keeps growing at its measured pace reaches the limit.
+
+    The rate of 3-hour stretches, r(t) = r_end · e^(k t), integrated from the end of the window:
+    r_end (e^(kT) − 1) / k = limit − now, so T = ln(1 + k (limit − now) / r_end) / k.
+    """
+    chunks = [c for f in fits for c in (f.trough_chunks or f.chunks)]
+    if len(chunks) < 3:
+        return None
+    mids = np.array([c[0] for c in chunks]) - end
+    slopes = np.array([c[1] for c in chunks])
+    typical = float(np.median(slopes))
+    if typical <= 0:
+        return None
+    k, log_r_end = _theil_sen(mids, np.log(np.maximum(slopes, 0.1 * typical)))
+    r_end = math.exp(log_r_end)
+    remaining = limit - now_bytes
+    if remaining <= 0:
+        return 0.0
+    if k <= 0:
+        return remaining / r_end
+    return math.log1p(k * remaining / r_end) / k
 
 
 def _rate_is_unknown(slope: float | None) -> bool:
@@ -821,3 +854,46 @@ def to_text(analysis: Analysis) -> str:
         lines.append(f"window: {spark} (0 → {_mib(analysis.limit_bytes or analysis.peak_bytes)})")
     lines += [f"note: {n}" for n in analysis.notes]
     return "\n".join(lines)
+
+
+def seconds_bought(analysis: Analysis, *, new_limit_bytes: int) -> float | None:
+    """How much longer a leak takes to reach `new_limit_bytes` than the current limit; None for no leak."""
+    slope = analysis.slope_bytes_per_hour
+    if not analysis.pattern.is_leak or not slope or slope <= 0 or analysis.limit_bytes is None:
+        return None
+    return max(0.0, (new_limit_bytes - analysis.limit_bytes) / slope * 3600.0)
+
+
+_NAMES = {
+    Pattern.LINEAR_LEAK: "linear leak",
+    Pattern.SAWTOOTH_LEAK: "sawtooth leak",
+    Pattern.ACCELERATING: "accelerating leak",
+    Pattern.SPIKE: "spike",
+    Pattern.STABLE: "stable",
+    Pattern.INSUFFICIENT_DATA: "insufficient data",
+}
+
+
+def summarize(analysis: Analysis, *, new_limit_bytes: int | None = None) -> str:
+    """One line for a notice, an Event or a log: pattern, growth, time to OOM, what a raise buys, right size."""
+    if analysis.pattern is Pattern.INSUFFICIENT_DATA:
+        return f"memory history: insufficient data ({analysis.reason})"
+    parts = [f"memory history: {_NAMES[analysis.pattern]}"]
+    if analysis.pattern.is_leak and analysis.slope_bytes_per_hour is not None:
+        growth = f"+{_mib(analysis.slope_bytes_per_hour)}/h"
+        if analysis.slope_percent_of_limit_per_hour is not None:
+            growth += f" ({analysis.slope_percent_of_limit_per_hour:.1f} % of the limit/h)"
+        parts.append(growth)
+    if analysis.time_to_oom_seconds is not None:
+        parts.append(f"OOM in {_hours(analysis.time_to_oom_seconds)} at {_mib(analysis.limit_bytes)}")
+    if new_limit_bytes is not None:
+        bought = seconds_bought(analysis, new_limit_bytes=new_limit_bytes)
+        if bought is not None:
+            parts.append(f"raising to {_mib(new_limit_bytes)} buys {_hours(bought)}")
+    if analysis.pattern is Pattern.SPIKE and analysis.peak_bytes is not None:
+        parts.append(f"peak {_mib(analysis.peak_bytes)}")
+    if analysis.recommended_limit_bytes is not None:
+        parts.append(f"right-sized limit {_mib(analysis.recommended_limit_bytes)}")
+    elif analysis.pattern is Pattern.ACCELERATING:
+        parts.append("no limit is enough: restart and fix the leak")
+    return ", ".join(parts)

@@ -9,16 +9,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from responder.logic import matching
-from responder.models import alerts, settings, targets
+from responder.models import alerts, analyses, settings, targets
 
 __all__ = ["queue_key", "route", "target_from_labels"]
 
 
-def route(event: alerts.AlertEvent, playbooks: Sequence[settings.Playbook]) -> settings.Playbook | None:
-    """The first playbook (in file order) that answers the event's kind and whose matchers all hold."""
+def route(
+    event: alerts.AlertEvent,
+    playbooks: Sequence[settings.Playbook],
+    *,
+    pattern: analyses.Pattern | None = None,
+) -> settings.Playbook | None:
+    """The first playbook (in file order) that answers the event's kind and whose matchers all hold.
+
+    `pattern` is the memory pattern of the workload's history when it is known (after the investigation);
+    a playbook restricted to patterns only answers one of them, and never without an analysis, so at ingest
+    (no analysis yet) and without Prometheus the routing is what it would be without pattern playbooks.
+    """
     for playbook in playbooks:
-        if event.kind in playbook.alerts and matching.matches_all(playbook.matchers, event.labels):
-            return playbook
+        if event.kind not in playbook.alerts or not matching.matches_all(playbook.matchers, event.labels):
+            continue
+        if playbook.pattern is not None and (pattern is None or pattern not in playbook.pattern):
+            continue
+        return playbook
     return None
 
 

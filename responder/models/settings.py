@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import Field
 
-from responder.models import quantities
+from responder.models import analyses, quantities
 
 __all__ = [
     "Action",
@@ -296,6 +296,10 @@ class Playbook(_Frozen):
     """Alert kinds this playbook answers."""
     matchers: list[Matcher] = Field(default_factory=list)
     """Label matchers that must all hold (Alertmanager syntax)."""
+    pattern: list[analyses.Pattern] | None = None
+    """Memory patterns (from the workload's history, `prometheus:`) this playbook answers; null: any, and
+    also when no analysis is available. A playbook with a pattern is skipped when there is no analysis, so a
+    later one without a pattern answers as if Prometheus were not configured."""
     actions: list[ActionSpec] = Field(min_length=1)
     """Actions in order; the first one that applies to the target is taken, the later ones are fallbacks
     (a DaemonSet cannot be scaled out, so `scale_out` then `evict_pod` evicts). `capture_diagnostics` and

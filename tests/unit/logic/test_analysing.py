@@ -260,3 +260,29 @@ def test_analysis_carries_a_downsampled_window_for_the_sparkline() -> None:
     result = _analyse(_series(_noisy(_warmup())))
     assert len(result.sparkline) == analysing.SPARK_POINTS
     assert max(result.sparkline) == pytest.approx(result.peak_bytes, rel=0.001)
+
+
+def test_summary_says_what_a_raise_buys_a_leak() -> None:
+    t = _grid()
+    result = _analyse(_series(_noisy(400 * MI + 10 * MI / 3600 * (t - START))))
+    line = analysing.summarize(result, new_limit_bytes=1228 * MI)
+    assert line.startswith("memory history: linear leak, +10.0 MiB/h")
+    assert "OOM in 3" in line
+    assert "raising to 1.20 GiB buys 20." in line
+    assert analysing.seconds_bought(result, new_limit_bytes=1228 * MI) == pytest.approx(20.4 * 3600, rel=0.05)
+
+
+def test_summary_of_a_spike_names_its_peak_and_no_raise_bought() -> None:
+    t = _grid()
+    result = _analyse(_series(_noisy(np.where(t > START + 15 * 3600, 700 * MI, 400 * MI))))
+    line = analysing.summarize(result, new_limit_bytes=2048 * MI)
+    assert line.startswith("memory history: spike, peak")
+    assert "buys" not in line
+    assert analysing.seconds_bought(result, new_limit_bytes=2048 * MI) is None
+
+
+def test_summary_of_missing_history_carries_the_reason() -> None:
+    result = analysing.analyse(WorkloadHistory(series=[], problem="Prometheus did not answer within 5 s"))
+    assert analysing.summarize(result) == (
+        "memory history: insufficient data (Prometheus did not answer within 5 s)"
+    )

@@ -2,13 +2,17 @@
 
 Covers: first matching playbook in file order; kind must be listed; matchers must hold; no playbook → None;
 the prevention alert PodMemoryTrendingToOOM goes to the memory-high playbook by default; the queue key prefers
-the workload label over the pod; the target from labels.
+the workload label over the pod; the target from labels; playbooks restricted to memory patterns answer only
+those patterns and are skipped without an analysis.
 """
 
 from __future__ import annotations
 
+import pytest
+
 from responder.logic import normalizing, routing
 from responder.models import alerts, settings, targets
+from responder.models.analyses import Pattern
 from tests.unit import payloads
 
 CONFIG = settings.Settings.model_validate(
@@ -87,3 +91,38 @@ def test_the_target_from_labels() -> None:
     assert (
         routing.target_from_labels(_event(payloads.alert(namespace=None)), settings=alerts_settings) is None
     )
+
+
+def _pattern_playbooks() -> list[settings.Playbook]:
+    return [
+        settings.Playbook.model_validate(
+            {"name": "oom-spike", "alerts": ["oom_killed"], "pattern": ["spike"], "actions": ["evict_pod"]}
+        ),
+        settings.Playbook.model_validate(
+            {
+                "name": "oom-leak",
+                "alerts": ["oom_killed"],
+                "pattern": ["linear_leak", "sawtooth_leak"],
+                "actions": [{"raise_memory": {}}],
+            }
+        ),
+        settings.Playbook.model_validate(
+            {"name": "oom-raise-memory", "alerts": ["oom_killed"], "actions": [{"raise_memory": {}}]}
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        pytest.param(None, "oom-raise-memory", id="no-analysis"),
+        pytest.param(Pattern.SPIKE, "oom-spike", id="spike"),
+        pytest.param(Pattern.SAWTOOTH_LEAK, "oom-leak", id="sawtooth"),
+        pytest.param(Pattern.STABLE, "oom-raise-memory", id="stable-falls-through"),
+        pytest.param(Pattern.INSUFFICIENT_DATA, "oom-raise-memory", id="insufficient-falls-through"),
+    ],
+)
+def test_a_playbook_restricted_to_patterns_answers_only_those(pattern: Pattern | None, expected: str) -> None:
+    playbook = routing.route(_event(payloads.alert("OOMKilled")), _pattern_playbooks(), pattern=pattern)
+    assert playbook is not None
+    assert playbook.name == expected
