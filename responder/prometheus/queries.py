@@ -20,12 +20,13 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _CONTAINER = _DNS_LABEL
 
 # Pod names Kubernetes generates, by owner kind. A Deployment's pods are <name>-<pod-template-hash>-<5>,
-# a ReplicaSet's and a DaemonSet's <name>-<5>, a StatefulSet's <name>-<ordinal>. Anchored (Prometheus
+# a ReplicaSet's, a DaemonSet's and a Job's <name>-<5>, a StatefulSet's <name>-<ordinal>. Anchored (Prometheus
 # anchors =~), so "api" never matches "api-gateway-…": another workload's pods are never read.
 _SUFFIX = {
     "Deployment": r"-[a-z0-9]{1,10}-[a-z0-9]{5}",
     "ReplicaSet": r"-[a-z0-9]{5}",
     "DaemonSet": r"-[a-z0-9]{5}",
+    "Job": r"-[a-z0-9]{5}",
     "StatefulSet": r"-[0-9]+",
     "Pod": "",
 }
@@ -54,7 +55,7 @@ def pod_regex(*, kind: str, name: str) -> str:
     if kind == "Deployment" and len(name) + 12 > _GENERATED_NAME_MAX:
         # The ReplicaSet's name (and then the pod's) is cut at 58 characters: match the cut prefix.
         return re.escape(name[: _GENERATED_NAME_MAX - 1]) + r"[-a-z0-9]*-[a-z0-9]{5}"
-    if kind in ("ReplicaSet", "DaemonSet") and len(name) + 1 > _GENERATED_NAME_MAX:
+    if kind in ("ReplicaSet", "DaemonSet", "Job") and len(name) + 1 > _GENERATED_NAME_MAX:
         return re.escape(name[:_GENERATED_NAME_MAX]) + r"[-a-z0-9]*"
     return re.escape(name) + suffix
 

@@ -33,6 +33,10 @@ NON_DEFAULT: dict[str, Any] = {
     "networkPolicy": {"enabled": True},
     "prometheusRule": {"enabled": True, "runbookUrl": "https://wiki.internal/runbooks/RB-010"},
     "slack": {"tokenSecret": {"name": "slack-bot", "key": "bot-token"}},
+    "prometheus": {
+        "url": "http://kube-prometheus-stack-prometheus.monitoring.svc:9090",
+        "tokenSecret": {"name": "prometheus-reader", "key": "token"},
+    },
     "image": {"digest": "sha256:" + "0123456789abcdef" * 4},
     "config": {
         "mode": "enforce",
@@ -226,6 +230,9 @@ def test_secrets_are_mounted_as_files_the_config_points_at(custom_docs: list[dic
     assert config.notifiers.slack.enabled is True
     assert config.notifiers.slack.token_file is not None
     assert files[config.notifiers.slack.token_file] == ("slack-bot", "bot-token")
+    assert config.prometheus.url == "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
+    assert config.prometheus.bearer_token_file is not None
+    assert files[config.prometheus.bearer_token_file] == ("prometheus-reader", "token")
     assert not any("secretKeyRef" in str(e) for e in _container(custom_docs)["env"]), "files, not env"
 
 
@@ -321,6 +328,12 @@ def test_state_configmap_rule_is_limited_by_name_except_create(default_docs: lis
     ]
     # create cannot be restricted by resourceNames: the name is not known to the authorizer before creation.
     assert unnamed == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}]
+
+
+def test_no_prometheus_by_default(default_docs: list[dict[str, Any]]) -> None:
+    config = settings.Settings.model_validate(_config(default_docs))
+    assert config.prometheus.url is None
+    assert "prometheus-token" not in str(_one(default_docs, "Deployment"))
 
 
 def test_optional_objects_are_off_by_default(default_docs: list[dict[str, Any]]) -> None:

@@ -76,6 +76,18 @@ The configuration file: .Values.config with the parts the chart manages filled i
 {{- $_ := set $notifiers "slack" $slack }}
 {{- $_ := set $config "notifiers" $notifiers }}
 {{- end }}
+{{- $prometheusValues := .Values.prometheus | default dict }}
+{{- $prometheusToken := (get $prometheusValues "tokenSecret" | default dict) }}
+{{- if or (get $prometheusValues "url") (get $prometheusToken "name") }}
+{{- $prometheus := get $config "prometheus" | default dict }}
+{{- if get $prometheusValues "url" }}
+{{- $_ := set $prometheus "url" (get $prometheusValues "url") }}
+{{- end }}
+{{- if get $prometheusToken "name" }}
+{{- $_ := set $prometheus "bearer_token_file" (printf "%s/prometheus-token/%s" $dir (get $prometheusToken "key")) }}
+{{- end }}
+{{- $_ := set $config "prometheus" $prometheus }}
+{{- end }}
 {{- $kubernetes := get $config "kubernetes" | default dict }}
 {{- if eq .Values.rbac.scope "namespaced" }}
 {{- $_ := set $kubernetes "namespaces" .Values.rbac.namespaces }}
