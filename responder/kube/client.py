@@ -102,6 +102,20 @@ class StreamingUnsupported(Exception):
     which offers no websocket here."""
 
 
+async def _read_up_to(stream: aiohttp.StreamReader, limit_bytes: int) -> bytes:
+    """At most `limit_bytes` of a streamed body, to its end: `read(n)` returns what has arrived so far, and a
+    log is streamed in chunks."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit_bytes:
+        chunk = await stream.read(limit_bytes - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 class AiohttpTransport:
     """The service's own transport: one aiohttp session to one API server."""
 
@@ -195,7 +209,7 @@ class AiohttpTransport:
             if 200 <= status < 300:
                 # The server's limitBytes bounds the answer already; this bounds what a server that ignores
                 # it could make the service hold.
-                raw = await response.content.read(limit_bytes)
+                raw = await _read_up_to(response.content, limit_bytes)
                 return Answer(status=status, data=raw, headers=response.headers, reason=response.reason or "")
             body = await response.content.read(64 * 1024)
             return Answer(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import urllib.parse
 from collections.abc import Sequence
 from typing import Any
@@ -30,6 +31,7 @@ PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 """Preferred first. v5 adds a close signal for stdin, which a command without stdin never needs."""
 
 _STDOUT, _STDERR, _ERROR = 1, 2, 3
+_EXIT_IN_MESSAGE = re.compile(r"exit (?:status|code):? (\d+)\s*$")
 _MISSING = ("executable file not found", "no such file or directory", "not found in $path")
 
 
@@ -60,6 +62,14 @@ def read_status(raw: bytes) -> tuple[diagnostics.ExecOutcome, int | None, str]:
         return diagnostics.ExecOutcome.NON_ZERO_EXIT, code, message
     if any(marker in message.lower() for marker in _MISSING):
         return diagnostics.ExecOutcome.COMMAND_MISSING, None, message
+    # Some streaming servers (kwok's, older runtimes) report the exit only in the message, as Go's
+    # exec.ExitError prints it: "... exit status 3".
+    found = _EXIT_IN_MESSAGE.search(message)
+    if found:
+        code = int(found.group(1))
+        if code in (126, 127):
+            return diagnostics.ExecOutcome.COMMAND_MISSING, code, message
+        return diagnostics.ExecOutcome.NON_ZERO_EXIT, code, message
     return diagnostics.ExecOutcome.FAILED, None, message or "exec failed"
 
 
@@ -130,7 +140,8 @@ async def exec_in_container(
         outcome = diagnostics.ExecOutcome.FORBIDDEN if e.status == 403 else diagnostics.ExecOutcome.FAILED
         what = {
             401: "the API server did not accept the credentials",
-            403: f"the service account may not create pods/exec in {namespace}",
+            # The websocket upgrade is a GET that the API server (>= 1.35) also authorizes as create.
+            403: f"the service account may not get and create pods/exec in {namespace}",
             404: "the pod is gone",
             400: "the API server refused the request (is the container running?)",
         }.get(e.status, "the API server refused the stream")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
+from collections.abc import Mapping
+from typing import Any
 
 from responder.kube import client, errors
 from responder.logic import excerpting
@@ -27,10 +29,9 @@ def _problem(error: errors.KubeError) -> str:
         return f"reading logs is not allowed (RBAC: get pods/log): {text}"
     if isinstance(error, errors.KubeNotFound):
         return f"the pod is gone: {text}"
-    if isinstance(error, errors.KubeInvalid) and (
-        "previous terminated container" in text or "not found" in text
-    ):
-        return f"the container has not run before, there is no previous log ({text})"
+    # The kubelet's answer for a container without a previous run (the pod's status usually says so first).
+    if isinstance(error, errors.KubeInvalid) and "previous terminated container" in text:
+        return f"the container has not run before: there is no previous log ({text})"
     if isinstance(error, errors.KubeUnavailable):
         return f"the kubelet or API server did not answer: {text}"
     return f"unreadable: {text}"
@@ -53,8 +54,17 @@ async def read_previous(
     pod: str,
     container: str,
     options: settings.PreviousLogsSettings,
+    pod_body: Mapping[str, Any] | None = None,
 ) -> diagnostics.LogExcerpt:
-    """The previous log's lines matching `options.patterns`; a problem line instead when it cannot be read."""
+    """The previous log's lines matching `options.patterns`; a problem line instead when it cannot be read.
+
+    `pod_body`, the pod as just read, saves a request when its status shows the container never ran before.
+    """
+    if pod_body is not None and not excerpting.has_run_before(pod_body, container):
+        return diagnostics.LogExcerpt(
+            container=container,
+            problem="the container has not run before (no restart, no terminated state): there is no previous log",
+        )
     path = (
         f"/api/v1/namespaces/{urllib.parse.quote(namespace, safe='')}"
         f"/pods/{urllib.parse.quote(pod, safe='')}/log"

@@ -118,7 +118,7 @@ def describe(dump: diagnostics.HeapDump, *, timeout_seconds: float) -> str:
         return f"heap dump ({dump.runtime}) impossible in {where}: the command is missing in the image: {dump.detail}"
     if outcome is diagnostics.ExecOutcome.FORBIDDEN:
         return (
-            f"heap dump ({dump.runtime}) refused in {where}: exec is not allowed (pods/exec create; chart "
+            f"heap dump ({dump.runtime}) refused in {where}: exec is not allowed (pods/exec get and create; chart "
             f"value diagnostics.heapDump.enabled): {dump.detail}"
         )
     if outcome is diagnostics.ExecOutcome.TIMED_OUT:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import collections
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from responder.models import diagnostics, settings
 
@@ -19,6 +20,7 @@ __all__ = [
     "describe",
     "excerpt",
     "fence",
+    "has_run_before",
     "narrow_tail_lines",
 ]
 
@@ -86,6 +88,18 @@ def excerpt(
         last_matches=tuple(_clean(line, options=options) for line in kept),
         narrowed_to_lines=narrowed_to_lines,
     )
+
+
+def has_run_before(pod: Mapping[str, Any], container: str) -> bool:
+    """Whether the container has a previous run whose log the kubelet keeps: a restart, or a terminated
+    last state. Without one, asking for `previous=true` only earns the kubelet's 400."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") != container:
+            continue
+        last = (status.get("lastState") or {}).get("terminated")
+        return bool(last) or int(status.get("restartCount") or 0) > 0
+    # No status for it (the pod is being created, or the name is wrong): let the API server answer.
+    return True
 
 
 def narrow_tail_lines(sample: str, *, limit_bytes: int, tail_lines: int) -> int:

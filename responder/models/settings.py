@@ -492,7 +492,7 @@ def _default_runtimes() -> dict[str, HeapDumpRuntime]:
 
 
 class HeapDumpSettings(_Frozen):
-    """Runbook Step 5: a heap dump of the leaking process, opt-in (needs `create pods/exec`)."""
+    """Runbook Step 5: a heap dump of the leaking process, opt-in (needs `get` and `create` on `pods/exec`)."""
 
     enabled: bool = False
     """Allow the heap_dump action at all. Off by default: exec into workloads is a strong permission."""

@@ -2,7 +2,8 @@
 
 Covers: `pods/log?previous=true` read and grepped (matches, count, redaction), a container that never ran
 before (no previous log) and a log too large (read again so its end is scanned) as clear lines, RBAC
-(`get pods/log`; `create pods/exec` is enough for the websocket exec and its absence is a 403 line), and
+(`get pods/log`; the websocket exec needs both `get` and `create` on `pods/exec`, either alone is a 403
+line), and
 `pods/exec` over the websocket streaming protocol: the subprotocol chosen, a heap-dump template run to the
 end with its size read back, a non-zero exit, a command missing from the "image", and a timeout.
 """
@@ -25,6 +26,13 @@ pytestmark = pytest.mark.integration
 
 NOW = datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.UTC)
 Outcome = diagnostics.ExecOutcome
+
+
+def requests(kube: client.Kube, verb: str, code: str) -> float:
+    value = kube.metrics.registry.get_sample_value(
+        "oom_responder_kube_requests_total", {"verb": verb, "code": code}
+    )
+    return value or 0.0
 
 
 def size_of(path: str) -> int:
@@ -90,19 +98,49 @@ async def test_redacts_a_matching_line_that_carries_a_secret(
     assert line == "OutOfMemoryError after login [REDACTED] [REDACTED]"
 
 
-async def test_a_container_that_never_ran_before_has_no_previous_log(
+async def test_a_container_that_never_ran_before_is_not_asked_for_a_previous_log(
     kubelet: Kubelet, pod: str, admin: client.Kube
 ) -> None:
+    pod_body = await admin.get(f"/api/v1/namespaces/{kubelet.namespace}/pods/{pod}")
+    asked = requests(admin, "get", "200")
     found = await podlogs.read_previous(
         admin,
         namespace=kubelet.namespace,
         pod=pod,
         container="fresh",
         options=settings.PreviousLogsSettings(),
+        pod_body=pod_body,
     )
-    assert found.matches_total == 0
-    assert found.problem is not None
-    assert found.problem.startswith("the container has not run before, there is no previous log")
+    assert found.problem == (
+        "the container has not run before (no restart, no terminated state): there is no previous log"
+    )
+    assert requests(admin, "get", "200") == asked
+    # The OOM-killed container of the same pod is read.
+    app = await podlogs.read_previous(
+        admin,
+        namespace=kubelet.namespace,
+        pod=pod,
+        container="app",
+        options=settings.PreviousLogsSettings(),
+        pod_body=pod_body,
+    )
+    assert app.problem is None
+    assert requests(admin, "get", "200") == asked + 1
+
+
+async def test_the_api_servers_refusal_is_a_line(kubelet: Kubelet, pod: str, admin: client.Kube) -> None:
+    found = await podlogs.read_previous(
+        admin, namespace=kubelet.namespace, pod=pod, container="nope", options=settings.PreviousLogsSettings()
+    )
+    assert found.problem == f"unreadable: container nope is not valid for pod {pod}"
+    gone = await podlogs.read_previous(
+        admin,
+        namespace=kubelet.namespace,
+        pod="gone-0",
+        container="app",
+        options=settings.PreviousLogsSettings(),
+    )
+    assert gone.problem == 'the pod is gone: pods "gone-0" not found'
 
 
 async def test_a_log_too_large_is_read_again_so_that_its_end_is_scanned(
@@ -117,7 +155,7 @@ async def test_a_log_too_large_is_read_again_so_that_its_end_is_scanned(
         admin, namespace=kubelet.namespace, pod=pod, container="big", options=options
     )
     assert found.problem is None
-    assert found.narrowed_to_lines is not None and found.narrowed_to_lines < 2500
+    assert found.narrowed_to_lines is not None and found.narrowed_to_lines < 2500, found
     assert found.bytes_read <= options.limit_bytes
     assert found.last_matches == ("java.lang.OutOfMemoryError: Java heap space",)
     assert "so only the last" in excerpting.describe(found, options=options)[0]
@@ -162,10 +200,10 @@ async def run(
 async def test_runs_a_heap_dump_template_over_the_websocket_protocol(
     kubelet: Kubelet, pod: str, service_account_kubeconfig: Callable[..., Path]
 ) -> None:
-    # Exactly what the chart grants with diagnostics.heapDump.enabled: create on pods/exec, nothing else.
+    # Exactly what the chart grants with diagnostics.heapDump.enabled: get and create on pods/exec, no more.
     kubeconfig = service_account_kubeconfig(
         kubelet.namespace,
-        [{"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]}],
+        [{"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["get", "create"]}],
         name="dumper",
     )
     options = settings.HeapDumpSettings(
@@ -191,7 +229,7 @@ async def test_runs_a_heap_dump_template_over_the_websocket_protocol(
         result = await run(kube, kubelet, pod, list(command.argv))
     finally:
         await kube.close()
-    assert result.protocol == "v5.channel.k8s.io"
+    assert result.protocol == "v5.channel.k8s.io", result
     assert (result.outcome, result.exit_code) == (Outcome.SUCCEEDED, 0)
     assert result.stderr == b"dumped\n"
     dump = dumping.interpret(result, command=command, pod=pod, container="app")
@@ -205,7 +243,7 @@ async def test_a_non_zero_exit_is_reported_with_its_code(
     kubelet: Kubelet, pod: str, admin: client.Kube
 ) -> None:
     result = await run(admin, kubelet, pod, ["sh", "-c", "echo 'Unable to open socket file' >&2; exit 3"])
-    assert (result.outcome, result.exit_code) == (Outcome.NON_ZERO_EXIT, 3)
+    assert (result.outcome, result.exit_code) == (Outcome.NON_ZERO_EXIT, 3), result
     assert result.stderr == b"Unable to open socket file\n"
 
 
@@ -227,13 +265,23 @@ async def test_a_command_that_does_not_end_times_out(kubelet: Kubelet, pod: str,
     assert result.stdout == b"started\n"
 
 
+@pytest.mark.parametrize(
+    "verbs",
+    [
+        pytest.param([], id="none"),
+        # The websocket upgrade is a GET, authorized as get and, since 1.35, as create too: one is not enough.
+        pytest.param(["get"], id="get-only"),
+        pytest.param(["create"], id="create-only"),
+    ],
+)
 async def test_exec_without_permission_is_a_403_line(
-    kubelet: Kubelet, pod: str, service_account_kubeconfig: Callable[..., Path]
+    kubelet: Kubelet, pod: str, service_account_kubeconfig: Callable[..., Path], verbs: list[str]
 ) -> None:
+    rules = [{"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get"]}]
+    if verbs:
+        rules.append({"apiGroups": [""], "resources": ["pods/exec"], "verbs": verbs})
     kubeconfig = service_account_kubeconfig(
-        kubelet.namespace,
-        [{"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get"]}],
-        name="no-exec",
+        kubelet.namespace, rules, name=f"no-exec-{len(verbs)}{''.join(verbs)}"
     )
     kube = await connect(kubeconfig)
     try:
@@ -241,10 +289,7 @@ async def test_exec_without_permission_is_a_403_line(
     finally:
         await kube.close()
     assert result.outcome is Outcome.FORBIDDEN
-    assert result.message == f"403: the service account may not create pods/exec in {kubelet.namespace}"
     assert (
-        kube.metrics.registry.get_sample_value(
-            "oom_responder_kube_requests_total", {"verb": "create", "code": "403"}
-        )
-        == 1
+        result.message == f"403: the service account may not get and create pods/exec in {kubelet.namespace}"
     )
+    assert requests(kube, "create", "403") == 1

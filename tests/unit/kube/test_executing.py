@@ -62,3 +62,10 @@ def test_reads_the_status(raw: bytes, outcome: Outcome, code: int | None) -> Non
 
 def test_offers_v5_before_v4() -> None:
     assert executing.PROTOCOLS == ("v5.channel.k8s.io", "v4.channel.k8s.io")
+
+
+def test_reads_an_exit_code_given_only_in_the_message() -> None:
+    raw = b'{"status":"Failure","reason":"InternalError","message":"Internal error occurred: error executing command in container: cmd wait: sh -c exit 3: exit status 3"}'
+    assert executing.read_status(raw)[:2] == (Outcome.NON_ZERO_EXIT, 3)
+    shell = raw.replace(b"exit 3: exit status 3", b"nope: exit status 127")
+    assert executing.read_status(shell)[:2] == (Outcome.COMMAND_MISSING, 127)

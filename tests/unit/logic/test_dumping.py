@@ -116,7 +116,7 @@ def test_claims_no_size_for_a_failed_dump() -> None:
         pytest.param(
             diagnostics.ExecOutcome.FORBIDDEN,
             "403: the service account may not create pods/exec in shop",
-            "refused in web-1/app: exec is not allowed (pods/exec create",
+            "refused in web-1/app: exec is not allowed (pods/exec get and create",
             id="forbidden",
         ),
         pytest.param(
