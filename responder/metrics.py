@@ -68,8 +68,9 @@ class Metrics:
         )
         self.kube_requests = Counter(
             f"{_PREFIX}_kube_requests",
-            "Kubernetes API requests, by verb and HTTP status code (0 for no answer).",
-            ["verb", "code"],
+            "Kubernetes API requests, by verb, resource (plural, with its subresource: pods/eviction) and HTTP "
+            "status code (0 for no answer).",
+            ["verb", "resource", "code"],
             registry=r,
         )
         self.notifications = Counter(

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from responder import metrics as metrics_mod
     from responder.engine import queueing
+    from responder.kube import client as client_mod
+    from responder.kube import informers as informers_mod
     from responder.logic import deduplicating
     from responder.models import settings as settings_mod
     from responder.models import work
@@ -168,6 +170,7 @@ async def build_pipeline(
     except BaseException:
         await kube.close()
         raise
+    cache = _start_cache(kube, settings)
     own_namespace = state.own_namespace(settings)
     store = state.StateStore(
         kube, namespace=state.state_namespace(settings, own_namespace=own_namespace), settings=settings
@@ -202,19 +205,44 @@ async def build_pipeline(
     prober = asyncio.create_task(probe(), name="cluster-probe")
 
     def readiness() -> tuple[bool, dict[str, Any]]:
-        return reachable.is_set(), {"mode": settings.mode.value, **cluster}
+        details: dict[str, Any] = {"mode": settings.mode.value, **cluster}
+        if cache is not None:
+            status = cache.status()
+            synced = sum(1 for informer in status.values() if informer["synced"])
+            # Not a readiness condition: reads fall back to the API server until an informer has synced.
+            details["watch_cache"] = f"{synced} of {len(status)} informers synced, {len(cache)} objects"
+        return reachable.is_set(), details
 
     async def cleanup() -> None:
         prober.cancel()
         await asyncio.gather(prober, return_exceptions=True)
         await processor.close(settings.server.shutdown_timeout_seconds)
         await notifiers.close(settings.server.shutdown_timeout_seconds)
+        if cache is not None:
+            await cache.close()
         await kube.close()
 
     return processor.handle, readiness, cleanup
 
 
 _PROBE_SECONDS = 15.0
+
+
+def _start_cache(kube: client_mod.Kube, settings: settings_mod.Settings) -> informers_mod.Informers | None:
+    """The watch-fed cache reads are answered from, when configured and the transport can stream."""
+    from responder.kube import client, informers  # noqa: PLC0415
+
+    if not settings.kubernetes.watch_cache:
+        return None
+    if not isinstance(kube.transport, client.AiohttpTransport):
+        logger.warning(
+            "watch cache off: this kubeconfig's plugin transport cannot stream; every read is a GET"
+        )
+        return None
+    cache = informers.Informers(kube, namespaces=settings.kubernetes.namespaces)
+    cache.start()
+    kube.informers = cache
+    return cache
 
 
 async def serve(

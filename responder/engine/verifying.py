@@ -6,7 +6,8 @@ LimitRange can refuse the new pods (the ReplicaSet or StatefulSet reports `Faile
 updated replicas are all available, or a failure shows, or the deadline passes. Judging one observation is
 the pure function `judge`; `follow` does the polling. It never writes: the engine records the verdict.
 
-A poll is one GET of the workload. A Deployment needs nothing else: its controller copies a ReplicaSet's
+With the watch-fed cache (`Kube.informers`) the workload is followed on the watch: no request until it
+settles. Without it a poll is one GET of the workload. A Deployment needs nothing else: its controller copies a ReplicaSet's
 FailedCreate into the `ReplicaFailure` condition `judge` reads. A StatefulSet or DaemonSet reports FailedCreate
 only as an Event, which is looked up (by field selector, on that workload alone) every few polls and before
 giving up, never with a namespace-wide LIST.
@@ -21,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from responder.kube import client, errors, fetching
+from responder.kube import client, fetching
 from responder.models import decisions, targets
 
 __all__ = ["EVENTS_EVERY", "Verdict", "follow", "judge"]
@@ -123,10 +124,14 @@ async def follow(
     path = fetching.workload_path(target)
     events = _reports_failures_as_events(target.kind)
     polls = 0
+
+    def settled(workload: Body | None) -> bool:
+        return workload is None or judge(target.kind, workload, generation=generation) is not None
+
     while True:
-        try:
-            workload = await kube.get(path)
-        except errors.KubeNotFound:
+        # From the watch-fed cache when there is one (no request), else one GET.
+        workload = await fetching.read_optional(kube, path)
+        if workload is None:
             return Verdict(decisions.Outcome.FAILED, f"{target.key} was deleted during the rollout")
         verdict = judge(target.kind, workload, generation=generation)
         if verdict is not None:
@@ -141,4 +146,10 @@ async def follow(
                 decisions.Outcome.FAILED, f"the rollout did not complete within {timeout_seconds:g}s"
             )
         polls += 1
-        await sleep(poll_seconds)
+        # Followed on the watch: woken by the change that settles it, or after a poll's time to look for
+        # FailedCreate Events. Without a cache covering the workload: sleep, then GET again.
+        waited = await fetching.await_change(
+            kube, path, settled, timeout_seconds=max(0.0, min(poll_seconds, deadline - monotonic()))
+        )
+        if waited is None:
+            await sleep(poll_seconds)

@@ -6,25 +6,29 @@ dicts, the same shape the pure planning code reads and builds. Credentials come 
 service's own aiohttp transport; only a kubeconfig whose user authenticates through an `exec` or
 `auth-provider` plugin is handed to kubernetes-asyncio, imported then and only then (it loads ~860 generated
 modules, ~33 MB). Every request waits for the client-side throttle, carries a timeout, is counted in
-`oom_responder_kube_requests_total{verb,code}`, is retried for passing failures (`responder.kube.retrying`)
+`oom_responder_kube_requests_total{verb,resource,code}`, is retried for passing failures (`responder.kube.retrying`)
 and fails with `responder.kube.errors` only. It decides nothing about incidents.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
 from responder import metrics as metrics_mod
 from responder.kube import credentials, errors, retrying, throttling
 from responder.models import settings
+
+if TYPE_CHECKING:
+    from responder.kube import informers as informers_mod
 
 __all__ = [
     "JSON_PATCH",
@@ -35,6 +39,7 @@ __all__ = [
     "ApiClientTransport",
     "Body",
     "Kube",
+    "Lines",
     "NoCredentials",
     "StreamingUnsupported",
     "Transport",
@@ -94,7 +99,39 @@ class Transport(Protocol):
         """An async context manager yielding an aiohttp websocket (the streaming subresources)."""
         ...
 
+    def open_lines(
+        self, path: str, *, params: list[tuple[str, str]], timeout_seconds: float
+    ) -> contextlib.AbstractAsyncContextManager[Lines]:
+        """GET a streamed answer read line by line (a watch); `timeout_seconds` bounds the whole stream."""
+        ...
+
     async def close(self) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Lines:
+    """A streamed answer: for a 2xx, `lines` yields it line by line; otherwise `error` holds the body."""
+
+    status: int
+    lines: AsyncIterator[bytes]
+    headers: Mapping[str, str]
+    reason: str = ""
+    error: str = ""
+
+
+async def _split_lines(content: aiohttp.StreamReader, *, max_line_bytes: int) -> AsyncIterator[bytes]:
+    # StreamReader.readline() refuses lines over 64 KiB; one watch event is one object, up to etcd's 1.5 MB.
+    pending = b""
+    async for chunk in content.iter_any():
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            if line:
+                yield line
+        if len(pending) > max_line_bytes:
+            raise ValueError(f"a streamed line exceeds {max_line_bytes} bytes")
+    if pending:
+        yield pending
 
 
 class StreamingUnsupported(Exception):
@@ -234,8 +271,45 @@ class AiohttpTransport:
             **self._extra(),
         )
 
+    @contextlib.asynccontextmanager
+    async def open_lines(
+        self, path: str, *, params: list[tuple[str, str]], timeout_seconds: float
+    ) -> AsyncIterator[Lines]:
+        async with self.session.get(
+            self.credentials.server + path,
+            params=params or None,
+            headers=self._auth_headers(),
+            timeout=aiohttp.ClientTimeout(total=timeout_seconds),
+            allow_redirects=False,
+            **self._extra(),
+        ) as response:
+            status = response.status
+            if 200 <= status < 300:
+                lines = _split_lines(response.content, max_line_bytes=MAX_STREAMED_LINE_BYTES)
+                yield Lines(
+                    status=status, lines=lines, headers=response.headers, reason=response.reason or ""
+                )
+                return
+            body = await response.content.read(64 * 1024)
+            yield Lines(
+                status=status,
+                lines=_no_lines(),
+                headers=response.headers,
+                reason=response.reason or "",
+                error=body.decode("utf-8", "replace"),
+            )
+
     async def close(self) -> None:
         await self.session.close()
+
+
+async def _no_lines() -> AsyncIterator[bytes]:
+    return
+    yield b""  # an async generator that yields nothing
+
+
+MAX_STREAMED_LINE_BYTES = 4 * 1024 * 1024
+"""Longest watch event read (etcd stores objects up to 1.5 MB; JSON of one is at most a few MB)."""
 
 
 class ApiClientTransport:
@@ -306,6 +380,13 @@ class ApiClientTransport:
             "exec needs the service's own transport; this kubeconfig authenticates through a plugin"
         )
 
+    def open_lines(
+        self, path: str, *, params: list[tuple[str, str]], timeout_seconds: float
+    ) -> contextlib.AbstractAsyncContextManager[Lines]:
+        raise StreamingUnsupported(
+            "watching needs the service's own transport; this kubeconfig authenticates through a plugin"
+        )
+
     async def close(self) -> None:
         await self.api.close()
 
@@ -323,6 +404,35 @@ class ApiClientTransport:
         except (k8s_config.ConfigException, OSError) as e:
             raise NoCredentials(str(e)) from e
         return cls(k8s_client.ApiClient(configuration=configuration))
+
+
+def resource_of(path: str) -> str:
+    """The resource a request path names, for metrics: `deployments`, `pods/eviction`, `version`.
+
+    Never a namespace or object name: the label set stays as small as the API's own list of resources.
+    """
+    parts = path.split("?", 1)[0].strip("/").split("/")
+    if parts[0] == "api":
+        rest = parts[2:]
+    elif parts[0] == "apis":
+        rest = parts[3:]
+    else:
+        return parts[0] or "root"
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        rest = rest[2:]
+    if not rest:
+        return "discovery"
+    return f"{rest[0]}/{rest[2]}" if len(rest) >= 3 else rest[0]
+
+
+async def _events(lines: AsyncIterator[bytes]) -> AsyncIterator[Body]:
+    async for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError as e:
+            raise errors.KubeUnavailable(f"unreadable watch event: {e}") from e
+        if isinstance(event, dict):
+            yield event
 
 
 class Kube:
@@ -351,6 +461,11 @@ class Kube:
         self.metrics = metrics
         self.throttle = throttle or throttling.Throttle(qps=settings.qps, burst=settings.burst)
         self._sleep = sleep
+        self.informers: informers_mod.Informers | None = None
+        """The watch-fed cache reads may be answered from (`responder.kube.fetching`); None: every read asks."""
+        self.conflicted: set[str] = set()
+        """Object paths a write was answered 409 on: their next read goes to the API server, never the cache
+        (a conflict means the copy the write was based on is stale; the cache may be just as stale)."""
 
     @classmethod
     async def connect(cls, *, settings: settings.KubernetesSettings, metrics: metrics_mod.Metrics) -> Kube:
@@ -382,6 +497,7 @@ class Kube:
     ) -> Body:
         """Send one request (retried for passing failures) and return the answer's JSON object."""
         label = verb or _VERBS.get(method, method.lower())
+        resource = resource_of(path)
         params = list(query.items()) if isinstance(query, Mapping) else list(query or [])
 
         async def attempt() -> Body:
@@ -396,9 +512,11 @@ class Kube:
                     timeout_seconds=self.settings.request_timeout_seconds,
                 )
             except (aiohttp.ClientError, TimeoutError) as e:
-                self.metrics.kube_requests.labels(label, "0").inc()
+                self.metrics.kube_requests.labels(verb=label, resource=resource, code="0").inc()
                 raise errors.KubeUnavailable(f"{method} {path}: {type(e).__name__}: {e}"[:500]) from e
-            self.metrics.kube_requests.labels(label, str(answer.status)).inc()
+            self.metrics.kube_requests.labels(verb=label, resource=resource, code=str(answer.status)).inc()
+            if answer.status == 409 and method in ("PATCH", "PUT"):
+                self.conflicted.add(path)
             if not 200 <= answer.status < 300:
                 raise errors.from_status(
                     status=answer.status,
@@ -449,9 +567,11 @@ class Kube:
                     timeout_seconds=self.settings.request_timeout_seconds,
                 )
             except (aiohttp.ClientError, TimeoutError) as e:
-                self.metrics.kube_requests.labels("get", "0").inc()
+                self.metrics.kube_requests.labels(verb="get", resource=resource_of(path), code="0").inc()
                 raise errors.KubeUnavailable(f"GET {path}: {type(e).__name__}: {e}"[:500]) from e
-            self.metrics.kube_requests.labels("get", str(answer.status)).inc()
+            self.metrics.kube_requests.labels(
+                verb="get", resource=resource_of(path), code=str(answer.status)
+            ).inc()
             if not 200 <= answer.status < 300:
                 raise errors.from_status(
                     status=answer.status, body=answer.data, headers=answer.headers, reason=answer.reason
@@ -459,6 +579,36 @@ class Kube:
             return answer.data if isinstance(answer.data, bytes) else b""
 
         return await retrying.retrying(attempt, max_attempts=self.settings.max_attempts, sleep=self._sleep)
+
+    @contextlib.asynccontextmanager
+    async def watch(
+        self, path: str, *, query: Sequence[tuple[str, str]], timeout_seconds: float
+    ) -> AsyncIterator[AsyncIterator[Body]]:
+        """Open a watch (`watch=1` is added) and yield its events as parsed JSON objects, in order.
+
+        Waits for the throttle once and is counted as one `watch` request; not retried (the informer that
+        owns the watch decides what to do: re-watch, or re-list after 410 Gone). Fails with
+        `responder.kube.errors` like any request; raises StreamingUnsupported on a transport that cannot
+        stream. The stream ends when the server closes it (its `timeoutSeconds`) or after `timeout_seconds`.
+        """
+        resource = resource_of(path)
+        await self.throttle.acquire()
+        params = [*query, ("watch", "1")]
+        try:
+            async with self.transport.open_lines(
+                path, params=params, timeout_seconds=timeout_seconds
+            ) as answer:
+                self.metrics.kube_requests.labels(
+                    verb="watch", resource=resource, code=str(answer.status)
+                ).inc()
+                if not 200 <= answer.status < 300:
+                    raise errors.from_status(
+                        status=answer.status, body=answer.error, headers=answer.headers, reason=answer.reason
+                    )
+                yield _events(answer.lines)
+        except (aiohttp.ClientError, TimeoutError) as e:
+            self.metrics.kube_requests.labels(verb="watch", resource=resource, code="0").inc()
+            raise errors.KubeUnavailable(f"watch {path}: {type(e).__name__}: {e}"[:500]) from e
 
     async def open_stream(
         self, path: str, *, query: Sequence[tuple[str, str]], protocols: Sequence[str]

@@ -130,13 +130,13 @@ async def exec_in_container(
         async with asyncio.timeout(timeout_seconds):
             connecting = await kube.open_stream(path, query=query, protocols=PROTOCOLS)
             async with connecting as ws:
-                kube.metrics.kube_requests.labels("create", "101").inc()
+                kube.metrics.kube_requests.labels(verb="create", resource="pods/exec", code="101").inc()
                 protocol = ws.protocol or ""
                 await _stream(ws, collected)
     except client.StreamingUnsupported as e:
         return diagnostics.ExecResult(outcome=diagnostics.ExecOutcome.FAILED, message=str(e))
     except aiohttp.WSServerHandshakeError as e:
-        kube.metrics.kube_requests.labels("create", str(e.status)).inc()
+        kube.metrics.kube_requests.labels(verb="create", resource="pods/exec", code=str(e.status)).inc()
         outcome = diagnostics.ExecOutcome.FORBIDDEN if e.status == 403 else diagnostics.ExecOutcome.FAILED
         what = {
             401: "the API server did not accept the credentials",
@@ -155,7 +155,7 @@ async def exec_in_container(
             protocol=protocol,
         )
     except aiohttp.ClientError as e:
-        kube.metrics.kube_requests.labels("create", "0").inc()
+        kube.metrics.kube_requests.labels(verb="create", resource="pods/exec", code="0").inc()
         return diagnostics.ExecResult(
             outcome=diagnostics.ExecOutcome.FAILED,
             message=f"{type(e).__name__}: {e}"[:500],

@@ -6,10 +6,17 @@ workloads the pod's name points at (read one by one and confirmed), and only the
 workload of the namespace. Reads what surrounds a workload: an HPA targeting it, a VPA's update mode (an API
 found not served is remembered for a while, so that it costs one 404, not one per alert), a pod's recent
 Events, rollout failures (by field selector, never every Event of a namespace). It never writes.
+
+Workloads, ReplicaSets, HPAs, quotas and limit ranges are read from the watch-fed cache when the client has one
+(`Kube.informers`, synced for that resource and namespace) and from the API server otherwise. What the cache
+says is absent is asked again unless the caller was only guessing a name (a gone pod's candidate owners): an
+object named by a fresher one (a pod's ReplicaSet) may simply not have reached the cache yet. An object a
+write was refused on with 409 is read from the API server next (`Kube.conflicted`).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 import logging
@@ -18,16 +25,18 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
-from responder.kube import client, errors
+from responder.kube import client, errors, informers
 from responder.logic import resolving
 from responder.models import alerts, decisions, ledgers, settings, targets
 
 __all__ = [
     "Located",
     "Unserved",
+    "await_change",
     "find_hpa",
     "find_recorded",
     "find_vpa_update_mode",
+    "has_no_quota_or_limits",
     "list_ledgers",
     "locate",
     "pod_events",
@@ -79,12 +88,57 @@ def pod_path(namespace: str, name: str) -> str:
     return f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}"
 
 
-async def read_optional(kube: client.Kube, path: str) -> Body | None:
-    """The object, or None when it does not exist."""
+def _cached(kube: client.Kube, path: str) -> tuple[bool, Body | None]:
+    if kube.informers is None:
+        return False, None
+    if path in kube.conflicted:
+        kube.conflicted.discard(path)
+        return False, None
+    return kube.informers.lookup(path)
+
+
+async def read_optional(kube: client.Kube, path: str, *, trust_absence: bool = False) -> Body | None:
+    """The object, or None when it does not exist: from the cache when it holds it, else from the API server.
+
+    `trust_absence`: the cache's "no such object" is the answer (for names that are guesses); without it an
+    object missing from the cache is asked for.
+    """
+    known, cached = _cached(kube, path)
+    if known and cached is not None:
+        return copy.deepcopy(cached)
+    if known and trust_absence:
+        return None
     try:
         return await kube.get(path)
     except errors.KubeNotFound:
         return None
+
+
+async def _list(kube: client.Kube, resource: informers.Resource, namespace: str) -> list[Body]:
+    cached = kube.informers.items(resource, namespace) if kube.informers is not None else None
+    if cached is not None:
+        return [copy.deepcopy(item) for item in cached]
+    return await kube.list(resource.path(_q(namespace)))
+
+
+async def await_change(
+    kube: client.Kube, path: str, until: Callable[[Body | None], bool], *, timeout_seconds: float
+) -> bool | None:
+    """Wait on the watch until the object at `path` satisfies `until` (None: deleted): True when it did within
+    `timeout_seconds`, False when not; None at once when no synced informer covers it (the caller polls)."""
+    if kube.informers is None:
+        return None
+    return await kube.informers.wait_for(path, until, timeout_seconds=timeout_seconds)
+
+
+def has_no_quota_or_limits(kube: client.Kube, namespace: str) -> bool:
+    """Whether the cache shows the namespace without any ResourceQuota and LimitRange (False when it cannot
+    tell): then nothing but the API's own validation could refuse a pod for its resources."""
+    if kube.informers is None:
+        return False
+    quotas = kube.informers.items(informers.RESOURCE_QUOTAS, namespace)
+    limits = kube.informers.items(informers.LIMIT_RANGES, namespace)
+    return quotas is not None and limits is not None and not quotas and not limits
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -125,12 +179,12 @@ async def list_ledgers(
 ) -> list[tuple[targets.Target, list[ledgers.LedgerEntry]]]:
     """Every templated workload of the namespace that carries a ledger (three LISTs: the last resort)."""
     found: list[tuple[targets.Target, list[ledgers.LedgerEntry]]] = []
-    for kind in (
-        targets.WorkloadKind.DEPLOYMENT,
-        targets.WorkloadKind.STATEFUL_SET,
-        targets.WorkloadKind.DAEMON_SET,
+    for kind, resource in (
+        (targets.WorkloadKind.DEPLOYMENT, informers.DEPLOYMENTS),
+        (targets.WorkloadKind.STATEFUL_SET, informers.STATEFUL_SETS),
+        (targets.WorkloadKind.DAEMON_SET, informers.DAEMON_SETS),
     ):
-        for item in await kube.list(collection_path(kind, namespace)):
+        for item in await _list(kube, resource, namespace):
             metadata = item.get("metadata") or {}
             raw = (metadata.get("annotations") or {}).get(ledgers.ANNOTATION)
             if raw:
@@ -144,7 +198,7 @@ async def find_recorded(
     """The workload whose ledger records `occurrence`, and that ledger: the workloads the pod's name points
     at first, every workload of the namespace only when none of them does."""
     for candidate in resolving.owners_by_pod_name(namespace, pod) if pod else ():
-        workload = await read_optional(kube, workload_path(candidate.target))
+        workload = await read_optional(kube, workload_path(candidate.target), trust_absence=True)
         entries = _ledger(workload) if workload is not None else []
         if resolving.records(entries, occurrence):
             return candidate.target, entries
@@ -161,7 +215,7 @@ async def _confirmed(
     occurrence, or (a Deployment) the ReplicaSet the pod's name comes from exists and is controlled by it.
     Candidates are read one at a time, most likely first, and the first proven one ends the search."""
     for candidate in resolving.owners_by_pod_name(namespace, pod) if pod else ():
-        workload = await read_optional(kube, workload_path(candidate.target))
+        workload = await read_optional(kube, workload_path(candidate.target), trust_absence=True)
         if workload is None:
             continue
         if resolving.records(_ledger(workload), occurrence):
@@ -221,8 +275,7 @@ async def locate(kube: client.Kube, *, event: alerts.AlertEvent, names: settings
 
 async def find_hpa(kube: client.Kube, target: targets.Target) -> Body | None:
     """The HorizontalPodAutoscaler whose scaleTargetRef is the workload, if any."""
-    path = f"/apis/autoscaling/v2/namespaces/{_q(target.namespace)}/horizontalpodautoscalers"
-    for hpa in await kube.list(path):
+    for hpa in await _list(kube, informers.HPAS, target.namespace):
         ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
         if ref.get("kind") == target.kind.value and ref.get("name") == target.name:
             return hpa

@@ -10,6 +10,7 @@ validation and admission and persists nothing. It decides nothing.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -27,6 +28,8 @@ __all__ = [
     "resize_pod",
     "update_ledger",
 ]
+
+logger = logging.getLogger(__name__)
 
 LEDGER_WRITE_ATTEMPTS = 10
 """Attempts for a ledger write that records what was already done: losing it would lose the record (and
@@ -64,7 +67,14 @@ async def evict_pod(kube: client.Kube, namespace: str, name: str, *, dry_run: bo
 
 
 async def create_pod_dry_run(kube: client.Kube, namespace: str, body: dict[str, Any]) -> client.Body:
-    """Admit a pod without creating it: ResourceQuota and LimitRange answer as they would for the real pod."""
+    """Admit a pod without creating it: ResourceQuota and LimitRange answer as they would for the real pod.
+
+    Skipped (answering `{}`, admitted) when the watch-fed cache shows neither a ResourceQuota nor a LimitRange
+    in the namespace: nothing is there to refuse the pod for its resources.
+    """
+    if fetching.has_no_quota_or_limits(kube, namespace):
+        logger.debug("no ResourceQuota or LimitRange in %s: pod pre-check skipped", namespace)
+        return {}
     path = f"/api/v1/namespaces/{urllib.parse.quote(namespace, safe='')}/pods"
     return await kube.create(path, body, dry_run=True)
 
@@ -110,9 +120,9 @@ async def update_ledger(
             # Controllers write the workload's status in bursts right after a change (a rollout, an
             # eviction's replacement pod): back off a little so the retries do not all land in one burst.
             await asyncio.sleep(min(0.05 * 2**attempt, 1.0) * random.uniform(0.5, 1.0))
-        try:
-            workload = await kube.get(path)
-        except errors.KubeNotFound:
+        # From the cache when it holds the workload (after a 409, from the API server: `Kube.conflicted`).
+        workload = await fetching.read_optional(kube, path)
+        if workload is None:
             return False
         metadata = workload.get("metadata") or {}
         updated = change(ledgers.load((metadata.get("annotations") or {}).get(ledgers.ANNOTATION)))

@@ -385,6 +385,11 @@ class KubernetesSettings(_Frozen):
     """Namespaces the service may read and write; empty means the whole cluster (ClusterRole)."""
     own_namespace: str | None = None
     """The service's own namespace; defaults to the pod's (service-account namespace file), else "default"."""
+    watch_cache: bool = False
+    """Keep a watch-fed copy of Deployments, StatefulSets, DaemonSets, ReplicaSets, HPAs, PDBs, ResourceQuotas
+    and LimitRanges (listed once, then watched, in `namespaces` or cluster-wide) and read them from it instead
+    of one GET per read; rollouts are then followed on the watch. Writes still carry the resourceVersion
+    precondition and a 409 is re-read from the API server. Needs list and watch on those resources."""
 
 
 DEFAULT_LOG_PATTERNS = (

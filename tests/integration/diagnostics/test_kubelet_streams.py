@@ -29,10 +29,14 @@ Outcome = diagnostics.ExecOutcome
 
 
 def requests(kube: client.Kube, verb: str, code: str) -> float:
-    value = kube.metrics.registry.get_sample_value(
-        "oom_responder_kube_requests_total", {"verb": verb, "code": code}
+    # Summed over the `resource` label.
+    return sum(
+        sample.value
+        for family in kube.metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == "oom_responder_kube_requests_total"
+        and (sample.labels["verb"], sample.labels["code"]) == (verb, code)
     )
-    return value or 0.0
 
 
 def size_of(path: str) -> int:

@@ -40,10 +40,14 @@ CONFIGMAP_RULES = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["g
 
 
 def _requests(metrics: metrics_mod.Metrics, verb: str, code: str) -> float:
-    value = metrics.registry.get_sample_value(
-        "oom_responder_kube_requests_total", {"verb": verb, "code": code}
+    # Summed over the `resource` label.
+    return sum(
+        sample.value
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == "oom_responder_kube_requests_total"
+        and (sample.labels["verb"], sample.labels["code"]) == (verb, code)
     )
-    return value or 0.0
 
 
 async def _connect(kubeconfig: Path, metrics: metrics_mod.Metrics, **extra: Any) -> client.Kube:

@@ -129,7 +129,7 @@ async def test_a_conflicting_write_is_retried_and_both_writes_survive(
     assert kube.raced
     # At least our own race; the deployment controller writing status at the same time may add more.
     conflicts = metrics.registry.get_sample_value(
-        "oom_responder_kube_requests_total", {"verb": "patch", "code": "409"}
+        "oom_responder_kube_requests_total", {"verb": "patch", "resource": "deployments", "code": "409"}
     )
     assert conflicts is not None
     assert conflicts >= 1
@@ -170,7 +170,7 @@ async def test_a_notice_without_a_ledger_entry_changes_nothing(
     assert after.metadata.annotations[ledgers.ANNOTATION] == before.metadata.annotations[ledgers.ANNOTATION]
     assert (
         metrics.registry.get_sample_value(
-            "oom_responder_kube_requests_total", {"verb": "patch", "code": "200"}
+            "oom_responder_kube_requests_total", {"verb": "patch", "resource": "deployments", "code": "200"}
         )
         is None
     )
