@@ -17,11 +17,12 @@ from bench import common
 _IMG_PREFIX = "results/"
 """Where the report finds the plots, relative to itself."""
 
-ORDER = ("ingest", "reaction", "storm", "memory", "startup", "accuracy")
+ORDER = ("ingest", "reaction", "storm", "cache", "memory", "startup", "accuracy")
 TITLES = {
     "ingest": "Ingest throughput and acknowledgement latency",
     "reaction": "Reaction time (webhook → mitigation accepted by the API server)",
     "storm": "Alert storm under a client-side API rate limit",
+    "cache": "Watch-fed cache: memory per 1,000 cached workloads",
     "memory": "Memory: RSS at idle and over 1,000,000 alerts",
     "startup": "Start-up: process start → /readyz 200",
     "accuracy": "Memory-pattern classifier: accuracy on a labelled corpus",
@@ -394,10 +395,16 @@ def _accuracy(data: dict[str, Any], out: Path) -> list[str]:
     return md
 
 
+def _rows(data: dict[str, Any], out: Path) -> list[str]:
+    md = [_table(["measure", "value"], [[r["name"], r["value"]] for r in data["rows"]])]
+    return md + [""] + [f"- {note}" for note in data.get("notes", [])]
+
+
 _SECTIONS: dict[str, Callable[[dict[str, Any], Path], list[str]]] = {
     "ingest": _ingest,
     "reaction": _reaction,
     "storm": _storm,
+    "cache": _rows,
     "memory": _memory,
     "startup": _startup,
     "accuracy": _accuracy,

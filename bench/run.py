@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, float] = {
     "memory": 1800,
     "reaction": 1200,
     "storm": 1500,
+    "cache": 900,
     "accuracy": 600,
 }
 

@@ -268,19 +268,22 @@ class ActionSpec(_Frozen):
             return {key: ({} if value is None else value) for key, value in data.items()}
         return data
 
+    # The chosen action, found once at validation: it is asked for several times per alert.
+    _action: Action | None = pydantic.PrivateAttr(default=None)
+
     @pydantic.model_validator(mode="after")
     def _exactly_one(self) -> ActionSpec:
         chosen = [name for name in type(self).model_fields if getattr(self, name) is not None]
         if len(chosen) != 1:
             raise ValueError(f"exactly one action per entry, got {chosen or 'none'}")
+        self._action = Action(chosen[0])
         return self
 
     @property
     def action(self) -> Action:
-        for name in type(self).model_fields:
-            if getattr(self, name) is not None:
-                return Action(name)
-        raise AssertionError("validated to hold one action")
+        if self._action is None:
+            raise AssertionError("validated to hold one action")
+        return self._action
 
     @property
     def options(self) -> pydantic.BaseModel:

@@ -240,13 +240,13 @@ class Receiver:
 
     def _count(self, payload: alerts.WebhookPayload, counts: Counts) -> None:
         names = self._settings.alerts.names
-        pairs: collections.Counter[tuple[str, str]] = collections.Counter()
+        pairs: collections.Counter[tuple[str, alerts.AlertStatus]] = collections.Counter()
         for alert in payload.alerts:
             # Unmapped names are folded into "other": any sender could otherwise grow the label set at will.
             alertname = alert.labels.get("alertname", "")
-            pairs[(alertname if alertname in names else "other", alert.status.value)] += 1
-        # One labelled-child lookup per distinct pair, not per alert.
+            pairs[(alertname if alertname in names else "other", alert.status)] += 1
+        # One labelled-child lookup per distinct pair, not per alert (nor an enum's `.value` per alert).
         for (alertname, status), n in pairs.items():
-            self._metrics.alerts_received.labels(alertname=alertname, status=status).inc(n)
+            self._metrics.alerts_received.labels(alertname=alertname, status=status.value).inc(n)
         if counts.duplicates:
             self._metrics.alerts_deduplicated.inc(counts.duplicates)
