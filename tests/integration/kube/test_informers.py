@@ -7,8 +7,8 @@ Aspects covered:
   `watch` of the resource;
 * a watch the server ends (its timeoutSeconds) is opened again from the last resourceVersion, not by
   listing again, and nothing that changed in between is missed;
-* a watch whose resourceVersion the server no longer has (410 Gone) leads to a new list, after which the
-  store holds what exists;
+* (410 Gone, which a fresh control plane's watch cache never answers, is covered in
+  tests/unit/kube/test_informers.py);
 * `wait_for` returns the object once the watch shows the condition (how rollouts are followed);
 * namespace scoping: `Informers(namespaces=[...])` holds those namespaces only and never lists cluster-wide,
   which a service account with namespaced RBAC (list/watch in that namespace) can do; an informer its RBAC
@@ -134,28 +134,6 @@ async def test_an_ended_watch_resumes_from_its_resource_version_without_listing(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        await kube.close()
-
-
-async def test_a_gone_resource_version_leads_to_a_new_list(
-    kube_plane: plane_mod.KubePlane, namespace: str
-) -> None:
-    kube = await _kube(kube_plane.kubeconfig)
-    base = f"/apis/apps/v1/namespaces/{namespace}/deployments"
-    informer = informers.Informer(kube, resource=informers.DEPLOYMENTS, namespace=namespace)
-    try:
-        await informer._list()
-        await kube.create(base, _deployment("made-while-away"))
-        # A version far older than the API server keeps: its answer is 410 Gone.
-        informer.resource_version = "1"
-        task = asyncio.create_task(informer.run())
-        try:
-            await _until(lambda: informer.lists == 2)
-            await _until(lambda: informer.get(namespace, "made-while-away") is not None)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-    finally:
         await kube.close()
 
 

@@ -1,6 +1,8 @@
 """The informers' store and how reads are answered from it (no API server: events are applied directly).
 
-Covers: ADDED/MODIFIED/DELETED events change the store, BOOKMARKs only move the resourceVersion, an ERROR
+Covers: the list-and-watch loop lists once, watches from the list's resourceVersion with bookmarks, and lists
+again after 410 Gone (an ERROR event or the HTTP status) but not after a watch the server ended;
+ADDED/MODIFIED/DELETED events change the store, BOOKMARKs only move the resourceVersion, an ERROR
 event with 410 asks for a new list and any other ends the watch; a list replaces the store (what vanished is
 dropped); stored objects lose managedFields and the last-applied annotation; an object path maps to its
 informer and nothing else does (subresources, other namespaces when scoped, unsynced informers); `wait_for`
@@ -12,6 +14,9 @@ where the cache shows neither a ResourceQuota nor a LimitRange.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -179,3 +184,99 @@ def test_the_pod_precheck_is_skipped_only_where_the_cache_shows_no_quota_and_no_
     assert fetching.has_no_quota_or_limits(kube, "other") is True
     cache._informers[(informers.LIMIT_RANGES, None)].synced.clear()
     assert fetching.has_no_quota_or_limits(kube, "other") is False
+
+
+class _Scripted:
+    """A transport answering a list and then scripted watch streams, recording every request's query."""
+
+    def __init__(self, watches: list[tuple[int, list[dict[str, Any]]]]) -> None:
+        self.watches = watches
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.listed = 0
+
+    async def send(self, method: str, path: str, *, params: list[tuple[str, str]], **_: Any) -> client.Answer:
+        self.requests.append(("list", dict(params)))
+        self.listed += 1
+        items = [_deployment(f"listed-{self.listed}", version=str(10 * self.listed))]
+        return client.Answer(
+            status=200,
+            data={"items": items, "metadata": {"resourceVersion": str(10 * self.listed)}},
+            headers={},
+        )
+
+    @contextlib.asynccontextmanager
+    async def open_lines(
+        self, path: str, *, params: list[tuple[str, str]], timeout_seconds: float
+    ) -> AsyncIterator[client.Lines]:
+        self.requests.append(("watch", dict(params)))
+        if not self.watches:
+            await asyncio.Event().wait()  # the last watch stays open until the informer is cancelled
+        status, events = self.watches.pop(0)
+
+        async def lines() -> AsyncIterator[bytes]:
+            for event in events:
+                yield json.dumps(event).encode()
+
+        yield client.Lines(
+            status=status, lines=lines(), headers={}, error="" if status == 200 else '{"code": 410}'
+        )
+
+
+async def test_lists_once_rewatches_from_the_last_version_and_lists_again_after_410() -> None:
+    transport = _Scripted(
+        [
+            # The server ends a watch (its timeoutSeconds) after an event and a bookmark: watch again from there.
+            (
+                200,
+                [
+                    {"type": "ADDED", "object": _deployment("a", version="11")},
+                    {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "15"}}},
+                ],
+            ),
+            # The version is gone: an ERROR event with a 410 Status.
+            (
+                200,
+                [
+                    {
+                        "type": "ERROR",
+                        "object": {"kind": "Status", "code": 410, "message": "too old resource version"},
+                    }
+                ],
+            ),
+            # After the new list, the watch itself is refused with HTTP 410.
+            (410, []),
+        ]
+    )
+    kube = client.Kube(
+        settings=settings.KubernetesSettings(),
+        metrics=metrics_mod.Metrics(),
+        transport=transport,  # type: ignore[arg-type]
+    )
+    informer = informers.Informer(
+        kube, resource=informers.DEPLOYMENTS, namespace="shop", sleep=lambda _: asyncio.sleep(0)
+    )
+    task = asyncio.create_task(informer.run())
+    try:
+        for _ in range(200):
+            if len(transport.requests) >= 7:
+                break
+            await asyncio.sleep(0)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    kinds = [(kind, query.get("resourceVersion")) for kind, query in transport.requests]
+    assert kinds == [
+        ("list", None),
+        ("watch", "10"),
+        ("watch", "15"),
+        ("list", None),
+        ("watch", "20"),
+        ("list", None),
+        ("watch", "30"),
+    ]
+    watch_query = transport.requests[1][1]
+    assert watch_query["allowWatchBookmarks"] == "true" and watch_query["watch"] == "1"
+    assert 300 <= int(watch_query["timeoutSeconds"]) <= 600
+    # The last list replaced the store: what earlier lists and events held is gone.
+    assert [o["metadata"]["name"] for o in informer.items()] == ["listed-3"]
+    assert informer.lists == 3
