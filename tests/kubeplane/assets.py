@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 __all__ = [
+    "OPTIONAL",
     "REQUIRED",
     "Assets",
     "AssetsMissing",
@@ -33,6 +34,9 @@ REQUIRED = (
     "kwok",
 )
 
+#: Binaries only some tests use (helm: the chart's; kube-state-metrics: the end-to-end alert path's).
+OPTIONAL = ("helm", "kube-state-metrics")
+
 
 class AssetsMissing(RuntimeError):
     """Raised when a required binary is nowhere to be found (the message names which and where)."""
@@ -48,7 +52,7 @@ class Assets:
         return self.paths[name]
 
     def get(self, name: str) -> Path | None:
-        """The binary's path, or None if it was not found (for optional tools like helm)."""
+        """The binary's path, or None if it was not found (for the OPTIONAL tools)."""
         return self.paths.get(name)
 
 
@@ -91,7 +95,7 @@ def find_assets() -> Assets:
     """Locate every binary; raise AssetsMissing naming the absent required ones."""
     dirs = _search_dirs()
     found: dict[str, Path] = {}
-    for name in (*REQUIRED, "helm"):
+    for name in (*REQUIRED, *OPTIONAL):
         for d in dirs:
             candidate = d / name
             if candidate.is_file() and os.access(candidate, os.X_OK):

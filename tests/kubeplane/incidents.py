@@ -35,6 +35,7 @@ __all__ = [
     "evict",
     "mark_oom_killed",
     "mark_resize_pending",
+    "mark_restarted",
     "to_dict",
     "wait_for",
     "wait_for_running_pods",
@@ -83,9 +84,17 @@ def container(
     return {"name": name, "image": image, "resources": resources}
 
 
-def _pod_template(name: str, containers: Sequence[Obj], labels: Mapping[str, str]) -> Obj:
+def _pod_template(
+    name: str,
+    containers: Sequence[Obj],
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str] | None = None,
+) -> Obj:
+    metadata: Obj = {"labels": {"app": name, **labels}}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
     return {
-        "metadata": {"labels": {"app": name, **labels}},
+        "metadata": metadata,
         "spec": {
             "containers": list(containers),
             # kwok "kills" containers instantly; a long grace period would only slow rollouts.
@@ -102,10 +111,11 @@ def _workload(
     containers: Sequence[Obj] | None,
     labels: Mapping[str, str],
     annotations: Mapping[str, str],
+    pod_annotations: Mapping[str, str] | None = None,
 ) -> Obj:
     spec: Obj = {
         "selector": {"matchLabels": {"app": name}},
-        "template": _pod_template(name, containers or [container()], labels),
+        "template": _pod_template(name, containers or [container()], labels, pod_annotations),
     }
     if replicas is not None:
         spec["replicas"] = replicas
@@ -128,8 +138,12 @@ async def create_deployment(
     containers: Sequence[Obj] | None = None,
     labels: Mapping[str, str] | None = None,
     annotations: Mapping[str, str] | None = None,
+    pod_annotations: Mapping[str, str] | None = None,
 ) -> Obj:
-    """Create a Deployment whose pods carry ``app=<name>`` (one 128Mi-limited container by default)."""
+    """Create a Deployment whose pods carry ``app=<name>`` (one 128Mi-limited container by default).
+
+    ``annotations`` go on the Deployment, ``pod_annotations`` on its pod template.
+    """
     body: Any = _workload(
         "Deployment",
         name,
@@ -137,6 +151,7 @@ async def create_deployment(
         containers=containers,
         labels=labels or {},
         annotations=annotations or {},
+        pod_annotations=pod_annotations,
     )
     created = await client.AppsV1Api(api).create_namespaced_deployment(namespace, body)
     return to_dict(api, created)
@@ -259,6 +274,23 @@ async def mark_oom_killed(
     (kwok, the responder) can't make the mark vanish. kwok's pod-running stage only writes status
     while the pod has no podIP, so it never overwrites the mark afterwards.
     """
+    return await mark_restarted(api, pod, container_name, reason="OOMKilled", exit_code=137, now=now)
+
+
+async def mark_restarted(
+    api: client.ApiClient,
+    pod: Obj,
+    container_name: str | None = None,
+    *,
+    reason: str = "Error",
+    exit_code: int = 1,
+    now: datetime.datetime | None = None,
+) -> Obj:
+    """Report ``container_name`` (default: the first) as terminated for ``reason`` and restarted.
+
+    Like :func:`mark_oom_killed` with another termination: ``lastState.terminated`` carries the reason and
+    exit code, ``restartCount`` goes up by one and the container runs again.
+    """
     when = _rfc3339(now or datetime.datetime.now(datetime.UTC))
 
     def edit(current: Obj) -> None:
@@ -271,8 +303,8 @@ async def mark_oom_killed(
         started = (entry.get("state") or {}).get("running", {}).get("startedAt", when)
         entry["lastState"] = {
             "terminated": {
-                "reason": "OOMKilled",
-                "exitCode": 137,
+                "reason": reason,
+                "exitCode": exit_code,
                 "startedAt": started,
                 "finishedAt": when,
                 "containerID": entry.get("containerID", ""),

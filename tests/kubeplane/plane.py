@@ -51,6 +51,10 @@ FAKE_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 #: Pod lifecycle stages for kwok: Running with containerStatuses[].resources, as a kubelet reports.
 KWOK_STAGES = Path(__file__).with_name("kwok-stages.yaml")
 
+#: What kwok's server reports for the fake pods at ``/metrics/nodes/<node>/metrics/resource``, the shape of a
+#: kubelet's resource metrics (``container_memory_working_set_bytes``...), driven by pod annotations.
+KWOK_METRICS = Path(__file__).with_name("kwok-metrics.yaml")
+
 
 class PlaneError(RuntimeError):
     """A component failed to start; the message carries the tail of its log."""
@@ -331,7 +335,8 @@ class KubePlane:
     """A running control plane. Build with ``KubePlane(assets, workdir)``, then ``start()``.
 
     Public attributes once started: ``server`` (https URL), ``ca_path``, ``kubeconfig`` (admin,
-    in ``system:masters``), ``workdir``, ``startup_seconds``, ``node_names`` and ``version``.
+    in ``system:masters``), ``workdir``, ``startup_seconds``, ``node_names``, ``version`` and
+    ``kwok_address`` (``host:port`` of kwok's plain-HTTP server, which serves the fake kubelets' metrics).
     """
 
     def __init__(
@@ -354,6 +359,7 @@ class KubePlane:
         self.kubeconfig = self.workdir / "admin.kubeconfig"
         self.startup_seconds = 0.0
         self.node_names: list[str] = []
+        self.kwok_address = ""
         self.version: dict[str, Any] = {}
         self._admin_cert: tuple[Path, Path] | None = None
         self._ssl: ssl.SSLContext | None = None
@@ -497,6 +503,7 @@ class KubePlane:
                 "-v=1",
             ],
         )
+        self.kwok_address = f"127.0.0.1:{_free_port()}"
         self._spawn(
             "kwok",
             [
@@ -508,9 +515,10 @@ class KubePlane:
                 "--manage-single-node=",
                 "--cidr=10.244.0.0/16",
                 "--node-ip=127.0.0.1",
-                f"--server-address=127.0.0.1:{_free_port()}",
+                f"--server-address={self.kwok_address}",
                 "--node-lease-duration-seconds=40",
                 f"--config={KWOK_STAGES}",
+                f"--config={KWOK_METRICS}",
             ],
         )
         # Nodes follow kwok's built-in node stages; pods follow kwok-stages.yaml (see there why).

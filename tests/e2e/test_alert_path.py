@@ -1,0 +1,402 @@
+"""The whole alert path on real parts: the shipped rules fire on what kube-state-metrics and the (kwok) kubelets
+export, Alertmanager routes with the example route, ``oom-responder serve`` mitigates, and the alert resolves.
+
+Rule time runs ``stack.TIME_SCALE`` times faster than wall time (durations of a test-only copy of
+config/alert-rules.yaml divided, expressions otherwise as shipped). Each scenario checks: the alert fires in
+Prometheus from the real rule; the webhook payload reaching the service carries namespace, pod, container and
+severity; exactly one mitigation is written (the workload's ledger); the alert resolves, the resolution reaches
+the service, and the Slack stand-in gets the resolved notice in the incident's thread.
+
+Covers:
+* PodMemoryHigh: a container's working set climbs past 80 % of its limit → scaled out → the load spreads over
+  two pods → resolved;
+* OOMKilled: a container is marked OOMKilled with a restart → its memory limit is raised once (128Mi → 228Mi)
+  → the rollout replaces the pod → resolved;
+* PodRestartingFrequently: two restarts within the (shortened) hour → scaled out once, diagnostics and
+  escalation → resolved once the window passes without restarts;
+* PodMemoryTrendingToOOM: a leak, well below 80 %, heading for the limit within the (shortened) 4 hours for the
+  (shortened) hour → the memory-high playbook scales out → the fix ships (a rollout without the leak) → resolved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp
+import pytest
+from kubernetes_asyncio import client
+
+from responder.models import settings
+from tests.e2e import stack as stack_mod
+from tests.integration.mitigations.readback import ledger_of, memory_limit, read_deployment
+from tests.kubeplane import incidents
+from tests.slackstub import server as slack_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+T = TypeVar("T")
+
+#: A bound for each step (not a measurement): rule holds are seconds, but the machine is shared.
+STEP_SECONDS = 120.0
+
+#: kwok's annotation for a container's working set (tests/kubeplane/kwok-metrics.yaml).
+USAGE = "kwok.x-k8s.io/usage-memory"
+#: Added to the working set per second since the pod started: a leak.
+GROWTH = "oom-responder.test/usage-memory-growth-per-second"
+
+#: What the service reads from every alert (AlertsSettings' default label names).
+NEEDED_LABELS = ("namespace", "pod", "container", "severity")
+
+
+async def _until(
+    stack: stack_mod.Stack,
+    probe: Callable[[], T | Awaitable[T | None] | None],
+    what: str,
+    *,
+    seconds: float = STEP_SECONDS,
+) -> T:
+    """Poll ``probe`` (plain or async) until it returns something truthy; fail naming ``what``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        stack.check_alive()
+        value = probe()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"gave up waiting for {what} after {seconds:.0f}s")
+        await asyncio.sleep(0.5)
+
+
+def _delivered(stack: stack_mod.Stack, alertname: str, pod: str, status: str) -> list[dict[str, Any]]:
+    """Alerts named ``alertname`` for ``pod`` with ``status`` in the payloads the service accepted."""
+    return [
+        alert
+        for delivery in list(stack.tap.deliveries)
+        if delivery.status == 202
+        for alert in delivery.payload.get("alerts", [])
+        if alert["labels"].get("alertname") == alertname
+        and alert["labels"].get("pod") == pod
+        and alert["status"] == status
+    ]
+
+
+async def _firing_in_prometheus(
+    stack: stack_mod.Stack, session: aiohttp.ClientSession, alertname: str, pod: str
+) -> dict[str, Any] | None:
+    for alert in await stack.prometheus_alerts(session):
+        if (
+            alert["labels"].get("alertname") == alertname
+            and alert["labels"].get("pod") == pod
+            and alert["state"] == "firing"
+        ):
+            return alert
+    return None
+
+
+def _assert_labels_arrive(alert: dict[str, Any], *, namespace: str, pod: str, severity: str) -> None:
+    labels = alert["labels"]
+    assert {name: labels.get(name) for name in NEEDED_LABELS} == {
+        "namespace": namespace,
+        "pod": pod,
+        "container": "app",
+        "severity": severity,
+    }
+    assert alert["annotations"]["summary"] and alert["annotations"]["runbook_url"]
+
+
+def _incident_thread(
+    slack: slack_server.SlackStub, alertname: str, namespace: str
+) -> list[slack_server.Posted]:
+    """The first message about ``alertname`` in ``namespace`` and its thread's replies."""
+    for posted in slack.top_level():
+        if alertname in (posted.text or "") and namespace in json.dumps(posted.blocks):
+            return [posted, *slack.in_thread(posted.ts)]
+    return []
+
+
+async def _resolved_notice(
+    stack: stack_mod.Stack, alertname: str, namespace: str
+) -> list[slack_server.Posted] | None:
+    thread = _incident_thread(stack.slack, alertname, namespace)
+    if any(f"{alertname} · resolved" in (posted.text or "") for posted in thread[1:]):
+        return thread
+    return None
+
+
+def _action_notices(stack: stack_mod.Stack, namespace: str) -> list[dict[str, Any]]:
+    """The service's log lines announcing a mitigation in ``namespace``."""
+    return [
+        record
+        for record in stack.service_records()
+        if record.get("notice") == "action" and str(record.get("target", "")).startswith(f"{namespace}/")
+    ]
+
+
+async def _annotate_pod(
+    api: client.ApiClient, pod: dict[str, Any], annotations: dict[str, str | None]
+) -> None:
+    body: Any = {"metadata": {"annotations": annotations}}
+    meta = pod["metadata"]
+    await client.CoreV1Api(api).patch_namespaced_pod(
+        meta["name"], meta["namespace"], body, **incidents.MERGE_PATCH
+    )
+
+
+async def _working_set(stack: stack_mod.Stack, session: aiohttp.ClientSession, pod: str) -> float | None:
+    result = await stack.query(session, f'container_memory_working_set_bytes{{pod="{pod}", container="app"}}')
+    return float(result[0]["value"][1]) if result else None
+
+
+async def test_memory_high_fires_from_the_rule_scales_out_and_resolves_as_the_load_spreads(
+    e2e_stack: stack_mod.Stack, e2e_namespace: str, kube_api: client.ApiClient
+) -> None:
+    stack, namespace = e2e_stack, e2e_namespace
+    await incidents.create_deployment(
+        kube_api, namespace, "busy", replicas=1, pod_annotations={USAGE: "40Mi"}
+    )
+    [pod] = await incidents.wait_for_running_pods(kube_api, namespace, selector="app=busy", count=1)
+    name = pod["metadata"]["name"]
+    async with aiohttp.ClientSession() as session:
+        # The kubelet series (kwok) and the limit (kube-state-metrics) are what the rule divides.
+        await _until(stack, lambda: _working_set(stack, session, name), "the pod's working set in Prometheus")
+        await _annotate_pod(kube_api, pod, {USAGE: "110Mi"})  # 86 % of 128Mi: warning, not critical
+
+        await _until(
+            stack,
+            lambda: _firing_in_prometheus(stack, session, "PodMemoryHigh", name),
+            "PodMemoryHigh to fire",
+        )
+        [alert, *_] = await _until(
+            stack,
+            lambda: _delivered(stack, "PodMemoryHigh", name, "firing"),
+            "the alert to reach the service",
+        )
+        _assert_labels_arrive(alert, namespace=namespace, pod=name, severity="warning")
+
+        async def scaled_out() -> dict[str, Any] | None:
+            deployment = await read_deployment(kube_api, namespace, "busy")
+            return deployment if ledger_of(deployment) else None
+
+        deployment = await _until(stack, scaled_out, "the scale-out")
+        [entry] = ledger_of(deployment)
+        assert (entry.action, entry.playbook, entry.from_value, entry.to_value) == (
+            settings.Action.SCALE_OUT,
+            "memory-high-scale-out",
+            "1",
+            "2",
+        )
+        pods = await incidents.wait_for_running_pods(kube_api, namespace, selector="app=busy", count=2)
+
+        # Two pods share the load: the hot one's working set falls back to half.
+        await _annotate_pod(kube_api, pod, {USAGE: "55Mi"})
+        await _until(
+            stack, lambda: _delivered(stack, "PodMemoryHigh", name, "resolved"), "the resolved alert"
+        )
+        await _until(
+            stack, lambda: _resolved_notice(stack, "PodMemoryHigh", namespace), "the resolved notice"
+        )
+
+    deployment = await read_deployment(kube_api, namespace, "busy")
+    assert deployment["spec"]["replicas"] == 2
+    assert len(ledger_of(deployment)) == 1
+    assert len(pods) == 2
+    assert [n["action"] for n in _action_notices(stack, namespace)] == ["scale_out"]
+
+
+async def test_oom_killed_raises_the_limit_once_and_resolves_after_the_window(
+    e2e_stack: stack_mod.Stack, e2e_namespace: str, kube_api: client.ApiClient
+) -> None:
+    stack, namespace = e2e_stack, e2e_namespace
+    await incidents.create_deployment(kube_api, namespace, "hungry", replicas=1)
+    [pod] = await incidents.wait_for_running_pods(kube_api, namespace, selector="app=hungry", count=1)
+    name = pod["metadata"]["name"]
+    async with aiohttp.ClientSession() as session:
+
+        async def limit_exported() -> list[dict[str, Any]]:
+            return await stack.query(
+                session, f'kube_pod_container_resource_limits{{pod="{name}", resource="memory"}}'
+            )
+
+        [limit] = await _until(stack, limit_exported, "kube-state-metrics to export the pod's limit")
+        assert float(limit["value"][1]) == 128 * 2**20
+
+        await incidents.mark_oom_killed(kube_api, pod)
+        await _until(
+            stack, lambda: _firing_in_prometheus(stack, session, "OOMKilled", name), "OOMKilled to fire"
+        )
+        [alert, *_] = await _until(
+            stack, lambda: _delivered(stack, "OOMKilled", name, "firing"), "the alert to reach the service"
+        )
+        _assert_labels_arrive(alert, namespace=namespace, pod=name, severity="critical")
+
+        async def raised() -> dict[str, Any] | None:
+            deployment = await read_deployment(kube_api, namespace, "hungry")
+            return deployment if ledger_of(deployment) else None
+
+        deployment = await _until(stack, raised, "the memory raise")
+        [entry] = ledger_of(deployment)
+        assert (entry.action, entry.from_value, entry.to_value, entry.container) == (
+            settings.Action.RAISE_MEMORY,
+            "128Mi",
+            "228Mi",
+            "app",
+        )
+        await _until(stack, lambda: _delivered(stack, "OOMKilled", name, "resolved"), "the resolved alert")
+        await _until(stack, lambda: _resolved_notice(stack, "OOMKilled", namespace), "the resolved notice")
+
+        # The new pod runs with the raised limit, and kube-state-metrics says so.
+        [new_pod] = await incidents.wait_for_running_pods(kube_api, namespace, selector="app=hungry", count=1)
+        new_name = new_pod["metadata"]["name"]
+        assert new_name != name
+
+        async def new_limit() -> list[dict[str, Any]]:
+            return await stack.query(
+                session, f'kube_pod_container_resource_limits{{pod="{new_name}", resource="memory"}}'
+            )
+
+        [limit] = await _until(stack, new_limit, "the new pod's limit in Prometheus")
+        assert float(limit["value"][1]) == 228 * 2**20
+
+    deployment = await read_deployment(kube_api, namespace, "hungry")
+    assert memory_limit(deployment) == "228Mi"
+    assert len(ledger_of(deployment)) == 1
+    assert [n["action"] for n in _action_notices(stack, namespace)] == ["raise_memory"]
+
+
+async def test_two_restarts_within_the_hour_fire_pod_restarting_frequently(
+    e2e_stack: stack_mod.Stack, e2e_namespace: str, kube_api: client.ApiClient
+) -> None:
+    stack, namespace = e2e_stack, e2e_namespace
+    await incidents.create_deployment(kube_api, namespace, "crashy", replicas=1)
+    [pod] = await incidents.wait_for_running_pods(kube_api, namespace, selector="app=crashy", count=1)
+    name = pod["metadata"]["name"]
+    async with aiohttp.ClientSession() as session:
+
+        async def restarts() -> list[dict[str, Any]]:
+            return await stack.query(session, f'kube_pod_container_status_restarts_total{{pod="{name}"}}')
+
+        await _until(stack, restarts, "kube-state-metrics to export the pod's restarts")
+        # Crashes, not OOM kills: only PodRestartingFrequently may fire.
+        await incidents.mark_restarted(kube_api, pod, reason="Error", exit_code=1)
+        await asyncio.sleep(2)  # two scrapes apart, as two real restarts would be
+        await incidents.mark_restarted(kube_api, pod, reason="Error", exit_code=1)
+
+        await _until(
+            stack,
+            lambda: _firing_in_prometheus(stack, session, "PodRestartingFrequently", name),
+            "PodRestartingFrequently to fire",
+        )
+        [alert, *_] = await _until(
+            stack,
+            lambda: _delivered(stack, "PodRestartingFrequently", name, "firing"),
+            "the alert to reach the service",
+        )
+        _assert_labels_arrive(alert, namespace=namespace, pod=name, severity="warning")
+
+        async def scaled_out() -> dict[str, Any] | None:
+            deployment = await read_deployment(kube_api, namespace, "crashy")
+            return deployment if ledger_of(deployment) else None
+
+        deployment = await _until(stack, scaled_out, "the scale-out")
+        [entry] = ledger_of(deployment)
+        assert (entry.action, entry.playbook, entry.to_value) == (
+            settings.Action.SCALE_OUT,
+            "restarting-scale-out",
+            "2",
+        )
+        # The playbook hands over to humans as well.
+        await _until(
+            stack,
+            lambda: (
+                [
+                    r
+                    for r in stack.service_records()
+                    if r.get("notice") == "escalation" and namespace in str(r)
+                ]
+            ),
+            "the escalation",
+        )
+        await _until(
+            stack,
+            lambda: _delivered(stack, "PodRestartingFrequently", name, "resolved"),
+            "the resolved alert (the window passes without restarts)",
+        )
+        await _until(
+            stack,
+            lambda: _resolved_notice(stack, "PodRestartingFrequently", namespace),
+            "the resolved notice",
+        )
+        assert _delivered(stack, "OOMKilled", name, "firing") == []
+
+    deployment = await read_deployment(kube_api, namespace, "crashy")
+    assert len(ledger_of(deployment)) == 1
+    assert [n["action"] for n in _action_notices(stack, namespace)] == ["scale_out"]
+
+
+async def test_a_leak_fires_the_trend_alert_before_memory_is_high_and_the_fix_resolves_it(
+    e2e_stack: stack_mod.Stack, e2e_namespace: str, kube_api: client.ApiClient
+) -> None:
+    stack, namespace = e2e_stack, e2e_namespace
+    # 24Mi + 0.4Mi/s towards 128Mi: the limit is 4 (scaled) hours away after ~20 s, 80 % only after ~200 s.
+    await incidents.create_deployment(
+        kube_api, namespace, "leaky", replicas=1, pod_annotations={USAGE: "24Mi", GROWTH: "0.4Mi"}
+    )
+    [pod] = await incidents.wait_for_running_pods(kube_api, namespace, selector="app=leaky", count=1)
+    name = pod["metadata"]["name"]
+    async with aiohttp.ClientSession() as session:
+        alert_in_prometheus = await _until(
+            stack,
+            lambda: _firing_in_prometheus(stack, session, "PodMemoryTrendingToOOM", name),
+            "PodMemoryTrendingToOOM to fire",
+            seconds=STEP_SECONDS + 60,
+        )
+        # Fired on the trend alone: the working set is still below PodMemoryHigh's 80 %.
+        working_set = await _working_set(stack, session, name)
+        assert working_set is not None and working_set < 0.8 * 128 * 2**20
+        assert await _firing_in_prometheus(stack, session, "PodMemoryHigh", name) is None
+        assert alert_in_prometheus["labels"]["severity"] == "warning"
+
+        [alert, *_] = await _until(
+            stack,
+            lambda: _delivered(stack, "PodMemoryTrendingToOOM", name, "firing"),
+            "the alert to reach the service",
+        )
+        _assert_labels_arrive(alert, namespace=namespace, pod=name, severity="warning")
+
+        async def scaled_out() -> dict[str, Any] | None:
+            deployment = await read_deployment(kube_api, namespace, "leaky")
+            return deployment if ledger_of(deployment) else None
+
+        deployment = await _until(stack, scaled_out, "the scale-out")
+        [entry] = ledger_of(deployment)
+        assert (entry.action, entry.playbook, entry.to_value) == (
+            settings.Action.SCALE_OUT,
+            "memory-high-scale-out",
+            "2",
+        )
+
+        # The fix ships: a rollout of a version without the leak replaces the pods.
+        body: Any = {"spec": {"template": {"metadata": {"annotations": {GROWTH: None}}}}}
+        await client.AppsV1Api(kube_api).patch_namespaced_deployment(
+            "leaky", namespace, body, **incidents.MERGE_PATCH
+        )
+        await _until(
+            stack,
+            lambda: _delivered(stack, "PodMemoryTrendingToOOM", name, "resolved"),
+            "the resolved alert",
+        )
+        await _until(
+            stack, lambda: _resolved_notice(stack, "PodMemoryTrendingToOOM", namespace), "the resolved notice"
+        )
+
+    deployment = await read_deployment(kube_api, namespace, "leaky")
+    assert deployment["spec"]["replicas"] == 2
+    assert len(ledger_of(deployment)) == 1
+    assert [n["action"] for n in _action_notices(stack, namespace)] == ["scale_out"]
