@@ -30,7 +30,7 @@ import aiohttp
 import pytest
 from kubernetes_asyncio import client
 
-from responder.models import settings
+from responder.models import ledgers, settings
 from tests.e2e import stack as stack_mod
 from tests.integration.mitigations.readback import ledger_of, memory_limit, read_deployment
 from tests.kubeplane import incidents
@@ -47,6 +47,8 @@ STEP_SECONDS = 120.0
 USAGE = "kwok.x-k8s.io/usage-memory"
 #: Added to the working set per second since the pod started: a leak.
 GROWTH = "oom-responder.test/usage-memory-growth-per-second"
+
+MI = 2**20
 
 #: What the service reads from every alert (AlertsSettings' default label names).
 NEEDED_LABELS = ("namespace", "pod", "container", "severity")
@@ -149,9 +151,79 @@ async def _annotate_pod(
     )
 
 
+async def _memory_limit(
+    stack: stack_mod.Stack, session: aiohttp.ClientSession, pod: str
+) -> list[dict[str, Any]]:
+    return await stack.query(session, f'kube_pod_container_resource_limits{{pod="{pod}", resource="memory"}}')
+
+
 async def _working_set(stack: stack_mod.Stack, session: aiohttp.ClientSession, pod: str) -> float | None:
     result = await stack.query(session, f'container_memory_working_set_bytes{{pod="{pod}", container="app"}}')
     return float(result[0]["value"][1]) if result else None
+
+
+async def _fires_and_reaches_the_service(
+    stack: stack_mod.Stack,
+    session: aiohttp.ClientSession,
+    *,
+    alertname: str,
+    namespace: str,
+    pod: str,
+    severity: str,
+    seconds: float = STEP_SECONDS,
+) -> dict[str, Any]:
+    """Wait for the rule to fire in Prometheus and Alertmanager to deliver it; check the labels. The alert as
+    Prometheus reports it."""
+    firing = await _until(
+        stack,
+        lambda: _firing_in_prometheus(stack, session, alertname, pod),
+        f"{alertname} to fire",
+        seconds=seconds,
+    )
+    [delivered, *_] = await _until(
+        stack, lambda: _delivered(stack, alertname, pod, "firing"), f"{alertname} to reach the service"
+    )
+    _assert_labels_arrive(delivered, namespace=namespace, pod=pod, severity=severity)
+    return firing
+
+
+async def _mitigated_once(
+    stack: stack_mod.Stack, api: client.ApiClient, namespace: str, name: str
+) -> ledgers.LedgerEntry:
+    """Wait for the Deployment's ledger to record the mitigation; there must be exactly one."""
+
+    async def written() -> list[ledgers.LedgerEntry]:
+        return ledger_of(await read_deployment(api, namespace, name))
+
+    [entry] = await _until(stack, written, f"a mitigation of {namespace}/{name}")
+    return entry
+
+
+async def _resolves_with_a_notice(
+    stack: stack_mod.Stack, *, alertname: str, namespace: str, pod: str
+) -> None:
+    """Wait for the resolution to reach the service and its notice to reach Slack in the incident's thread."""
+    await _until(stack, lambda: _delivered(stack, alertname, pod, "resolved"), f"{alertname} to resolve")
+    await _until(
+        stack, lambda: _resolved_notice(stack, alertname, namespace), f"the resolved notice of {alertname}"
+    )
+
+
+def _assert_one_mitigation(
+    stack: stack_mod.Stack, deployment: dict[str, Any], action: settings.Action
+) -> None:
+    namespace = deployment["metadata"]["namespace"]
+    assert [entry.action for entry in ledger_of(deployment)] == [action]
+    assert [record["action"] for record in _action_notices(stack, namespace)] == [action.value]
+
+
+async def _verified(stack: stack_mod.Stack, namespace: str) -> list[dict[str, Any]]:
+    return [
+        record
+        for record in stack.service_records()
+        if record.get("notice") == "verification"
+        and str(record.get("target", "")).startswith(f"{namespace}/")
+    ]
 
 
 async def test_memory_high_fires_from_the_rule_scales_out_and_resolves_as_the_load_spreads(
@@ -167,47 +239,25 @@ async def test_memory_high_fires_from_the_rule_scales_out_and_resolves_as_the_lo
         # The kubelet series (kwok) and the limit (kube-state-metrics) are what the rule divides.
         await _until(stack, lambda: _working_set(stack, session, name), "the pod's working set in Prometheus")
         await _annotate_pod(kube_api, pod, {USAGE: "110Mi"})  # 86 % of 128Mi: warning, not critical
-
-        await _until(
-            stack,
-            lambda: _firing_in_prometheus(stack, session, "PodMemoryHigh", name),
-            "PodMemoryHigh to fire",
+        await _fires_and_reaches_the_service(
+            stack, session, alertname="PodMemoryHigh", namespace=namespace, pod=name, severity="warning"
         )
-        [alert, *_] = await _until(
-            stack,
-            lambda: _delivered(stack, "PodMemoryHigh", name, "firing"),
-            "the alert to reach the service",
-        )
-        _assert_labels_arrive(alert, namespace=namespace, pod=name, severity="warning")
-
-        async def scaled_out() -> dict[str, Any] | None:
-            deployment = await read_deployment(kube_api, namespace, "busy")
-            return deployment if ledger_of(deployment) else None
-
-        deployment = await _until(stack, scaled_out, "the scale-out")
-        [entry] = ledger_of(deployment)
+        entry = await _mitigated_once(stack, kube_api, namespace, "busy")
         assert (entry.action, entry.playbook, entry.from_value, entry.to_value) == (
             settings.Action.SCALE_OUT,
             "memory-high-scale-out",
             "1",
             "2",
         )
-        pods = await incidents.wait_for_running_pods(kube_api, namespace, selector="app=busy", count=2)
+        await incidents.wait_for_running_pods(kube_api, namespace, selector="app=busy", count=2)
 
         # Two pods share the load: the hot one's working set falls back to half.
         await _annotate_pod(kube_api, pod, {USAGE: "55Mi"})
-        await _until(
-            stack, lambda: _delivered(stack, "PodMemoryHigh", name, "resolved"), "the resolved alert"
-        )
-        await _until(
-            stack, lambda: _resolved_notice(stack, "PodMemoryHigh", namespace), "the resolved notice"
-        )
+        await _resolves_with_a_notice(stack, alertname="PodMemoryHigh", namespace=namespace, pod=name)
 
     deployment = await read_deployment(kube_api, namespace, "busy")
     assert deployment["spec"]["replicas"] == 2
-    assert len(ledger_of(deployment)) == 1
-    assert len(pods) == 2
-    assert [n["action"] for n in _action_notices(stack, namespace)] == ["scale_out"]
+    _assert_one_mitigation(stack, deployment, settings.Action.SCALE_OUT)
 
 
 async def test_oom_killed_raises_the_limit_once_and_resolves_after_the_window(
@@ -218,56 +268,34 @@ async def test_oom_killed_raises_the_limit_once_and_resolves_after_the_window(
     [pod] = await incidents.wait_for_running_pods(kube_api, namespace, selector="app=hungry", count=1)
     name = pod["metadata"]["name"]
     async with aiohttp.ClientSession() as session:
-
-        async def limit_exported() -> list[dict[str, Any]]:
-            return await stack.query(
-                session, f'kube_pod_container_resource_limits{{pod="{name}", resource="memory"}}'
-            )
-
-        [limit] = await _until(stack, limit_exported, "kube-state-metrics to export the pod's limit")
-        assert float(limit["value"][1]) == 128 * 2**20
+        [limit] = await _until(
+            stack, lambda: _memory_limit(stack, session, name), "the pod's limit in Prometheus"
+        )
+        assert float(limit["value"][1]) == 128 * MI
 
         await incidents.mark_oom_killed(kube_api, pod)
-        await _until(
-            stack, lambda: _firing_in_prometheus(stack, session, "OOMKilled", name), "OOMKilled to fire"
+        await _fires_and_reaches_the_service(
+            stack, session, alertname="OOMKilled", namespace=namespace, pod=name, severity="critical"
         )
-        [alert, *_] = await _until(
-            stack, lambda: _delivered(stack, "OOMKilled", name, "firing"), "the alert to reach the service"
-        )
-        _assert_labels_arrive(alert, namespace=namespace, pod=name, severity="critical")
-
-        async def raised() -> dict[str, Any] | None:
-            deployment = await read_deployment(kube_api, namespace, "hungry")
-            return deployment if ledger_of(deployment) else None
-
-        deployment = await _until(stack, raised, "the memory raise")
-        [entry] = ledger_of(deployment)
+        entry = await _mitigated_once(stack, kube_api, namespace, "hungry")
         assert (entry.action, entry.from_value, entry.to_value, entry.container) == (
             settings.Action.RAISE_MEMORY,
             "128Mi",
             "228Mi",
             "app",
         )
-        await _until(stack, lambda: _delivered(stack, "OOMKilled", name, "resolved"), "the resolved alert")
-        await _until(stack, lambda: _resolved_notice(stack, "OOMKilled", namespace), "the resolved notice")
+        await _resolves_with_a_notice(stack, alertname="OOMKilled", namespace=namespace, pod=name)
 
-        # The new pod runs with the raised limit, and kube-state-metrics says so.
+        # The rollout replaced the pod, and kube-state-metrics reports the new one's raised limit.
         [new_pod] = await incidents.wait_for_running_pods(kube_api, namespace, selector="app=hungry", count=1)
         new_name = new_pod["metadata"]["name"]
         assert new_name != name
-
-        async def new_limit() -> list[dict[str, Any]]:
-            return await stack.query(
-                session, f'kube_pod_container_resource_limits{{pod="{new_name}", resource="memory"}}'
-            )
-
-        [limit] = await _until(stack, new_limit, "the new pod's limit in Prometheus")
-        assert float(limit["value"][1]) == 228 * 2**20
+        [limit] = await _until(stack, lambda: _memory_limit(stack, session, new_name), "the new pod's limit")
+        assert float(limit["value"][1]) == 228 * MI
 
     deployment = await read_deployment(kube_api, namespace, "hungry")
     assert memory_limit(deployment) == "228Mi"
-    assert len(ledger_of(deployment)) == 1
-    assert [n["action"] for n in _action_notices(stack, namespace)] == ["raise_memory"]
+    _assert_one_mitigation(stack, deployment, settings.Action.RAISE_MEMORY)
 
 
 async def test_two_restarts_within_the_hour_fire_pod_restarting_frequently(
@@ -285,27 +313,17 @@ async def test_two_restarts_within_the_hour_fire_pod_restarting_frequently(
         await _until(stack, restarts, "kube-state-metrics to export the pod's restarts")
         # Crashes, not OOM kills: only PodRestartingFrequently may fire.
         await incidents.mark_restarted(kube_api, pod, reason="Error", exit_code=1)
-        await asyncio.sleep(2)  # two scrapes apart, as two real restarts would be
+        await asyncio.sleep(2)  # a few scrapes apart, as two real restarts would be
         await incidents.mark_restarted(kube_api, pod, reason="Error", exit_code=1)
-
-        await _until(
+        await _fires_and_reaches_the_service(
             stack,
-            lambda: _firing_in_prometheus(stack, session, "PodRestartingFrequently", name),
-            "PodRestartingFrequently to fire",
+            session,
+            alertname="PodRestartingFrequently",
+            namespace=namespace,
+            pod=name,
+            severity="warning",
         )
-        [alert, *_] = await _until(
-            stack,
-            lambda: _delivered(stack, "PodRestartingFrequently", name, "firing"),
-            "the alert to reach the service",
-        )
-        _assert_labels_arrive(alert, namespace=namespace, pod=name, severity="warning")
-
-        async def scaled_out() -> dict[str, Any] | None:
-            deployment = await read_deployment(kube_api, namespace, "crashy")
-            return deployment if ledger_of(deployment) else None
-
-        deployment = await _until(stack, scaled_out, "the scale-out")
-        [entry] = ledger_of(deployment)
+        entry = await _mitigated_once(stack, kube_api, namespace, "crashy")
         assert (entry.action, entry.playbook, entry.to_value) == (
             settings.Action.SCALE_OUT,
             "restarting-scale-out",
@@ -314,89 +332,63 @@ async def test_two_restarts_within_the_hour_fire_pod_restarting_frequently(
         # The playbook hands over to humans as well.
         await _until(
             stack,
-            lambda: (
-                [
-                    r
-                    for r in stack.service_records()
-                    if r.get("notice") == "escalation" and namespace in str(r)
-                ]
-            ),
+            lambda: [
+                r for r in stack.service_records() if r.get("notice") == "escalation" and namespace in str(r)
+            ],
             "the escalation",
         )
-        await _until(
-            stack,
-            lambda: _delivered(stack, "PodRestartingFrequently", name, "resolved"),
-            "the resolved alert (the window passes without restarts)",
-        )
-        await _until(
-            stack,
-            lambda: _resolved_notice(stack, "PodRestartingFrequently", namespace),
-            "the resolved notice",
+        # Resolves once the (shortened) hour passes without another restart.
+        await _resolves_with_a_notice(
+            stack, alertname="PodRestartingFrequently", namespace=namespace, pod=name
         )
         assert _delivered(stack, "OOMKilled", name, "firing") == []
 
     deployment = await read_deployment(kube_api, namespace, "crashy")
-    assert len(ledger_of(deployment)) == 1
-    assert [n["action"] for n in _action_notices(stack, namespace)] == ["scale_out"]
+    _assert_one_mitigation(stack, deployment, settings.Action.SCALE_OUT)
 
 
 async def test_a_leak_fires_the_trend_alert_before_memory_is_high_and_the_fix_resolves_it(
     e2e_stack: stack_mod.Stack, e2e_namespace: str, kube_api: client.ApiClient
 ) -> None:
     stack, namespace = e2e_stack, e2e_namespace
-    # 24Mi + 0.4Mi/s towards 128Mi: the limit is 4 (scaled) hours away after ~20 s, 80 % only after ~200 s.
+    # 24Mi + 0.4Mi/s towards 128Mi: the limit is within the (scaled) 4 hours after ~20 s, 80 % only after ~200 s.
     await incidents.create_deployment(
         kube_api, namespace, "leaky", replicas=1, pod_annotations={USAGE: "24Mi", GROWTH: "0.4Mi"}
     )
     [pod] = await incidents.wait_for_running_pods(kube_api, namespace, selector="app=leaky", count=1)
     name = pod["metadata"]["name"]
     async with aiohttp.ClientSession() as session:
-        alert_in_prometheus = await _until(
+        await _fires_and_reaches_the_service(
             stack,
-            lambda: _firing_in_prometheus(stack, session, "PodMemoryTrendingToOOM", name),
-            "PodMemoryTrendingToOOM to fire",
-            seconds=STEP_SECONDS + 60,
+            session,
+            alertname="PodMemoryTrendingToOOM",
+            namespace=namespace,
+            pod=name,
+            severity="warning",
+            seconds=STEP_SECONDS + 60,  # the hold is a (scaled) hour
         )
         # Fired on the trend alone: the working set is still below PodMemoryHigh's 80 %.
         working_set = await _working_set(stack, session, name)
-        assert working_set is not None and working_set < 0.8 * 128 * 2**20
+        assert working_set is not None and working_set < 0.8 * 128 * MI
         assert await _firing_in_prometheus(stack, session, "PodMemoryHigh", name) is None
-        assert alert_in_prometheus["labels"]["severity"] == "warning"
 
-        [alert, *_] = await _until(
-            stack,
-            lambda: _delivered(stack, "PodMemoryTrendingToOOM", name, "firing"),
-            "the alert to reach the service",
-        )
-        _assert_labels_arrive(alert, namespace=namespace, pod=name, severity="warning")
-
-        async def scaled_out() -> dict[str, Any] | None:
-            deployment = await read_deployment(kube_api, namespace, "leaky")
-            return deployment if ledger_of(deployment) else None
-
-        deployment = await _until(stack, scaled_out, "the scale-out")
-        [entry] = ledger_of(deployment)
+        entry = await _mitigated_once(stack, kube_api, namespace, "leaky")
         assert (entry.action, entry.playbook, entry.to_value) == (
             settings.Action.SCALE_OUT,
             "memory-high-scale-out",
             "2",
         )
+        await _until(stack, lambda: _verified(stack, namespace), "the scale-out to be verified")
 
         # The fix ships: a rollout of a version without the leak replaces the pods.
         body: Any = {"spec": {"template": {"metadata": {"annotations": {GROWTH: None}}}}}
         await client.AppsV1Api(kube_api).patch_namespaced_deployment(
             "leaky", namespace, body, **incidents.MERGE_PATCH
         )
-        await _until(
-            stack,
-            lambda: _delivered(stack, "PodMemoryTrendingToOOM", name, "resolved"),
-            "the resolved alert",
-        )
-        await _until(
-            stack, lambda: _resolved_notice(stack, "PodMemoryTrendingToOOM", namespace), "the resolved notice"
+        await _resolves_with_a_notice(
+            stack, alertname="PodMemoryTrendingToOOM", namespace=namespace, pod=name
         )
 
     deployment = await read_deployment(kube_api, namespace, "leaky")
     assert deployment["spec"]["replicas"] == 2
-    assert len(ledger_of(deployment)) == 1
-    assert [n["action"] for n in _action_notices(stack, namespace)] == ["scale_out"]
+    _assert_one_mitigation(stack, deployment, settings.Action.SCALE_OUT)
