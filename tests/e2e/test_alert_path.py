@@ -210,11 +210,17 @@ async def _resolves_with_a_notice(
 
 
 def _assert_one_mitigation(
-    stack: stack_mod.Stack, deployment: dict[str, Any], action: settings.Action
+    stack: stack_mod.Stack,
+    deployment: dict[str, Any],
+    action: settings.Action,
+    *,
+    also_announced: tuple[settings.Action, ...] = (),
 ) -> None:
+    """One write in the workload's ledger, and one announcement of it (plus the playbook's non-writing steps)."""
     namespace = deployment["metadata"]["namespace"]
     assert [entry.action for entry in ledger_of(deployment)] == [action]
-    assert [record["action"] for record in _action_notices(stack, namespace)] == [action.value]
+    announced = sorted(record["action"] for record in _action_notices(stack, namespace))
+    assert announced == sorted([action.value, *(a.value for a in also_announced)])
 
 
 async def _verified(stack: stack_mod.Stack, namespace: str) -> list[dict[str, Any]]:
@@ -344,7 +350,9 @@ async def test_two_restarts_within_the_hour_fire_pod_restarting_frequently(
         assert _delivered(stack, "OOMKilled", name, "firing") == []
 
     deployment = await read_deployment(kube_api, namespace, "crashy")
-    _assert_one_mitigation(stack, deployment, settings.Action.SCALE_OUT)
+    _assert_one_mitigation(
+        stack, deployment, settings.Action.SCALE_OUT, also_announced=(settings.Action.CAPTURE_DIAGNOSTICS,)
+    )
 
 
 async def test_a_leak_fires_the_trend_alert_before_memory_is_high_and_the_fix_resolves_it(
