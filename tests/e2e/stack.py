@@ -459,8 +459,12 @@ class Stack:
             "server": {"host": "127.0.0.1", "port": 0, "shutdown_timeout_seconds": 10},
             "auth": {"mode": "bearer", "bearer_token_env": "E2E_WEBHOOK_TOKEN"},
             "kubernetes": {"kubeconfig": str(self.kubeconfig), "own_namespace": self.own_namespace},
-            # Other tests' leftover pods are seen by Prometheus too; the service acts on this suite's only.
-            "guardrails": {"namespaces_include": self.namespaces_include},
+            # Other tests' leftover pods are seen by Prometheus too; the service acts on this suite's only, and
+            # their alerts must not trip the cluster-wide breaker that would block this suite's mitigations.
+            "guardrails": {
+                "namespaces_include": self.namespaces_include,
+                "blast_radius": {"max_workloads": 1000},
+            },
             "verification": {"timeout_seconds": 60, "poll_seconds": 0.5},
             "notifiers": {
                 "slack": {
