@@ -44,6 +44,12 @@ class Metrics:
             "Alerts dropped as repeats of an occurrence already queued (fingerprint + startsAt).",
             registry=r,
         )
+        self.alerts_refused = Counter(
+            f"{_PREFIX}_alerts_refused",
+            "Alerts refused on arrival, before any API request, by reason (invalid_name, out_of_scope).",
+            ["reason"],
+            registry=r,
+        )
         self.queue_depth = Gauge(f"{_PREFIX}_queue_depth", "Alerts waiting for or under work.", registry=r)
         self.work_failures = Counter(
             f"{_PREFIX}_work_failures",

@@ -258,7 +258,7 @@ async def serve(
     from responder import metrics as metrics_mod  # noqa: PLC0415
     from responder.logic import deduplicating  # noqa: PLC0415
     from responder.web import app as app_mod  # noqa: PLC0415
-    from responder.web import auth  # noqa: PLC0415
+    from responder.web import auth, connections  # noqa: PLC0415
 
     metrics = metrics_mod.Metrics(process_metrics=True)
     try:
@@ -282,6 +282,11 @@ async def serve(
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
+        server = settings.server
+        guard = connections.ConnectionGuard(
+            max_connections=connections.bounded_by_file_limit(server.max_connections),
+            header_timeout_seconds=server.header_timeout_seconds,
+        )
         app = app_mod.make_app(
             settings=settings,
             metrics=metrics,
@@ -289,13 +294,16 @@ async def serve(
             readiness=readiness,
             authenticator=authenticator,
             deduplicator=deduplicator,
+            connection_guard=guard,
         )
         # begin_shutdown() has drained the queue before cleanup; this only bounds in-flight HTTP handlers.
-        runner = web.AppRunner(app, shutdown_timeout=5.0, access_log=None)
+        runner = web.AppRunner(
+            app, shutdown_timeout=5.0, access_log=None, keepalive_timeout=server.idle_timeout_seconds
+        )
         await runner.setup()
         try:
-            site = web.TCPSite(
-                runner, host or settings.server.host, settings.server.port if port is None else port
+            site = connections.GuardedSite(
+                runner, host or server.host, server.port if port is None else port, guard=guard
             )
             # Everything long-lived exists now (imported modules, the Kubernetes client's ~90,000 generated
             # classes and functions, the app). Move it out of the collector's reach: otherwise every full

@@ -7,11 +7,12 @@ Alert and label names come from `settings.alerts`, so kube-prometheus names can 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 
-from responder.models import alerts, settings
+from responder.models import alerts, decisions, settings
 
-__all__ = ["derive_fingerprint", "kind_of", "normalize"]
+__all__ = ["derive_fingerprint", "kind_of", "normalize", "refuse"]
 
 _ALERTNAME = "alertname"
 
@@ -58,3 +59,63 @@ def normalize(
         generator_url=alert.generator_url,
         external_url=payload.external_url,
     )
+
+
+# Kubernetes' own name rules (apimachinery validation): a DNS-1123 label for namespaces and containers, a
+# DNS-1123 subdomain for pods and workloads. Anything else cannot name an object, and some of it would change
+# the API path it is put in: ".." and "." survive URL quoting and collapse the path (a GET of the Namespace
+# instead of a Pod, a cluster-wide list instead of a namespace's).
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS1123_LABEL = re.compile(_LABEL)
+_DNS1123_SUBDOMAIN = re.compile(rf"{_LABEL}(\.{_LABEL})*")
+_LABEL_MAX = 63
+_SUBDOMAIN_MAX = 253
+_SHOWN_MAX = 80
+"""How much of a refused value is repeated in the reason: enough to recognise it, never a whole payload."""
+
+
+def _name_problem(value: str, *, subdomain: bool) -> str | None:
+    limit, pattern, rule = (
+        (_SUBDOMAIN_MAX, _DNS1123_SUBDOMAIN, "a DNS-1123 subdomain (lower-case letters, digits, '-', '.')")
+        if subdomain
+        else (_LABEL_MAX, _DNS1123_LABEL, "a DNS-1123 label (lower-case letters, digits, '-')")
+    )
+    if len(value) > limit:
+        return f"is longer than {limit} characters"
+    # fullmatch: an anchored "$" would also accept a name followed by a newline.
+    if pattern.fullmatch(value) is None:
+        return f"is not {rule}"
+    return None
+
+
+def refuse(event: alerts.AlertEvent, *, settings: settings.Settings) -> decisions.Decision | None:
+    """Why the event must not reach the API server at all, or None when it may.
+
+    Every name the pipeline would put into an API path is checked the way Kubernetes validates it, and with
+    `kubernetes.namespaces` set (a namespaced install) the namespace must be one of those granted: any other
+    would only earn a 403 after the request, reported as a failed mitigation.
+    """
+    names = settings.alerts
+    checked = (
+        (names.namespace_label, event.namespace, False),
+        (names.pod_label, event.pod, True),
+        (names.container_label, event.container, False),
+        (names.workload_name_label, event.labels.get(names.workload_name_label) or None, True),
+    )
+    for label, value, subdomain in checked:
+        if value is None:
+            continue
+        problem = _name_problem(value, subdomain=subdomain)
+        if problem is not None:
+            shown = value if len(value) <= _SHOWN_MAX else value[:_SHOWN_MAX] + "…"
+            return decisions.Decision.refuse(
+                decisions.Reason.INVALID_NAME, f"label {label}={shown!r} {problem}: it names no object"
+            )
+    granted = settings.kubernetes.namespaces
+    if granted and event.namespace is not None and event.namespace not in granted:
+        return decisions.Decision.refuse(
+            decisions.Reason.OUT_OF_SCOPE,
+            f"namespace {event.namespace!r} is not one of kubernetes.namespaces ({', '.join(granted)}): "
+            "the service has no access there",
+        )
+    return None

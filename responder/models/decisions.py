@@ -36,6 +36,9 @@ class Guardrail(enum.StrEnum):
 
 
 class Reason(enum.StrEnum):
+    # Refused at the door, before any request to the API server.
+    INVALID_NAME = "invalid_name"
+    OUT_OF_SCOPE = "out_of_scope"
     # Nothing to do for this alert.
     NO_PLAYBOOK = "no_playbook"
     RESOLVED = "resolved"

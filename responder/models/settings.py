@@ -93,6 +93,17 @@ class ServerSettings(_Frozen):
     shutdown_timeout_seconds: float = Field(20.0, gt=0)
     """On SIGTERM, how long in-flight mitigations may run before they are cancelled, in seconds.
     Keep it below the pod's terminationGracePeriodSeconds."""
+    header_timeout_seconds: float = Field(10.0, gt=0)
+    """A new connection that has not sent complete request headers within this many seconds is closed
+    (slow-header clients would otherwise hold connections and file descriptors for ever)."""
+    idle_timeout_seconds: float = Field(30.0, gt=0)
+    """An idle keep-alive connection is closed after this many seconds without a request."""
+    body_timeout_seconds: float = Field(30.0, gt=0)
+    """A webhook body not received in full within this many seconds is answered 408."""
+    max_connections: int = Field(200, gt=0)
+    """Client connections held open at once. A new connection beyond it closes the oldest one that has not
+    sent a complete request (else the oldest), so probes and Alertmanager always get in. Lowered at start
+    to stay below the process's open-file limit."""
 
 
 class AuthSettings(_Frozen):

@@ -19,7 +19,7 @@ from responder import metrics as metrics_mod
 from responder.engine import queueing
 from responder.logic import deduplicating
 from responder.models import settings as settings_mod
-from responder.web import auth, middlewares, receiving
+from responder.web import auth, connections, middlewares, receiving
 
 __all__ = [
     "AUTHENTICATOR",
@@ -63,16 +63,19 @@ def make_app(
     readiness: Readiness,
     authenticator: auth.Authenticator | None = None,
     deduplicator: deduplicating.Deduplicator | None = None,
+    connection_guard: connections.ConnectionGuard | None = None,
 ) -> web.Application:
     """The application; raises auth.AuthError when auth is required and its secret is missing.
 
     `authenticator` defaults to one built from `settings.auth` and the environment; `deduplicator` to a new
     one from `settings.dedup` (pass one in to share it with the handler, which may forget occurrences).
+    `connection_guard` is the one the site listens through (`serve`); its middleware goes first.
     """
     if authenticator is None:
         authenticator = auth.Authenticator.from_settings(settings.auth)
     app = web.Application(
         middlewares=[
+            *([connection_guard.middleware] if connection_guard is not None else []),
             middlewares.error_middleware(metrics=metrics),
             middlewares.auth_middleware(authenticator=authenticator),
         ],

@@ -90,7 +90,7 @@ class Authenticator:
         credentials = credentials.strip()
         scheme = scheme.lower()
         if scheme == "bearer" and self._token is not None:
-            return hmac.compare_digest(credentials.encode(), self._token)
+            return hmac.compare_digest(_header_bytes(credentials), self._token)
         if scheme == "basic" and self._basic is not None:
             try:
                 decoded = base64.b64decode(credentials, validate=True)
@@ -102,6 +102,12 @@ class Authenticator:
             password_ok = hmac.compare_digest(password, self._basic[1])
             return bool(sep) and user_ok and password_ok
         return False
+
+
+def _header_bytes(value: str) -> bytes:
+    # aiohttp decodes header bytes that are not UTF-8 into lone surrogates ("\xff" -> "\udcff"), which a plain
+    # encode() refuses: turn them back into the bytes that were sent, which then simply do not match.
+    return value.encode("utf-8", "surrogateescape")
 
 
 def _where(*, file_key: str, env: str | None) -> str:

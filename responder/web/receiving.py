@@ -11,6 +11,7 @@ It must not plan, guard or touch the cluster: that happens later, in the queue's
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import collections
 import dataclasses
@@ -27,7 +28,7 @@ from responder import config
 from responder import metrics as metrics_mod
 from responder.engine import queueing
 from responder.logic import deduplicating, normalizing, routing
-from responder.models import alerts, settings, work
+from responder.models import alerts, decisions, settings, work
 from responder.web import middlewares
 
 __all__ = ["Counts", "Receiver"]
@@ -47,6 +48,9 @@ class Counts:
     """Resolved alerts queued for notifications only."""
     ignored: int = 0
     """Alerts with an unmapped alert name, or that no playbook answers."""
+    refused: int = 0
+    """Alerts refused before any API request: a name Kubernetes would not accept, or a namespace outside
+    `kubernetes.namespaces`. Each is logged with its reason."""
 
 
 def _too_large(*, cap: int, size: int) -> web.HTTPRequestEntityTooLarge:
@@ -58,23 +62,31 @@ def _too_large(*, cap: int, size: int) -> web.HTTPRequestEntityTooLarge:
 
 # serde-style parser messages end with the position: "EOF while parsing a value at line 1 column 16".
 _POSITION = re.compile(r"^(?P<msg>.*) at line (?P<line>\d+) column (?P<column>\d+)$")
+_TOO_DEEP = "recursion limit exceeded"
+_MAX_DEPTH = 200
+"""pydantic-core's JSON parser refuses deeper nesting (its fixed recursion limit); an Alertmanager payload
+is four levels deep."""
 
 
 def _malformed_json_detail(body: bytes, error: pydantic.ValidationError) -> list[str]:
     """Where the JSON is broken, as `line L column C: message`, the way Python's own parser reports it.
 
     Only for bodies already refused: the stdlib parser is run again to name the position in the terms (and
-    1-based columns) this endpoint has always answered with; the Rust parser's message is the fallback.
+    1-based columns) this endpoint has always answered with; the Rust parser's message is the fallback. A body
+    nested too deep is named as such straight away: the stdlib parser recurses once per level and would raise
+    RecursionError (a 500) on the very bodies that are refused for their depth.
     """
+    ctx = error.errors(include_url=False)[0].get("ctx") or {}
+    message = str(ctx.get("error", "invalid JSON"))
+    match = _POSITION.match(message)
+    if match is not None and match["msg"] == _TOO_DEEP:
+        return [f"line {match['line']} column {match['column']}: nested deeper than {_MAX_DEPTH} levels"]
     try:
         json.loads(body)
     except json.JSONDecodeError as e:
         return [f"line {e.lineno} column {e.colno}: {e.msg}"]
-    except ValueError as e:  # undecodable bytes
+    except (ValueError, RecursionError) as e:  # undecodable bytes; depth the Rust parser did not object to
         return [str(e)]
-    ctx = error.errors(include_url=False)[0].get("ctx") or {}
-    message = str(ctx.get("error", "invalid JSON"))
-    match = _POSITION.match(message)
     if match is None:
         return [message]
     return [f"line {match['line']} column {match['column']}: {match['msg']}"]
@@ -157,16 +169,35 @@ class Receiver:
 
     async def _read_body(self, request: web.Request, *, cap: int) -> bytes:
         # Content-Length may be absent (chunked) or wrong: enforce the cap while reading, never past cap + 1.
+        # The cap counts decoded bytes, so a small compressed body cannot expand past it either.
         parts: list[bytes] = []
         size = 0
-        while True:
-            chunk = await request.content.read(cap + 1 - size)
-            if not chunk:
-                break
-            parts.append(chunk)
-            size += len(chunk)
-            if size > cap:
-                raise _too_large(cap=cap, size=size)
+        timeout = self._settings.server.body_timeout_seconds
+        try:
+            # A client trickling its body would otherwise hold a connection (and a file descriptor) for ever.
+            async with asyncio.timeout(timeout):
+                while True:
+                    chunk = await request.content.read(cap + 1 - size)
+                    if not chunk:
+                        break
+                    parts.append(chunk)
+                    size += len(chunk)
+                    if size > cap:
+                        raise _too_large(cap=cap, size=size)
+        except TimeoutError:
+            middlewares.raise_json_error(
+                web.HTTPRequestTimeout,
+                "request body too slow",
+                [f"the body was not complete within {timeout:g} s (server.body_timeout_seconds)"],
+            )
+        except web.RequestPayloadError as e:
+            # A Content-Encoding the body does not match (gzip announced, plain JSON sent), or broken chunking.
+            encoding = request.headers.get("Content-Encoding")
+            middlewares.raise_json_error(
+                web.HTTPBadRequest,
+                "undecodable body",
+                [f"Content-Encoding: {encoding}: the body does not decode" if encoding else str(e)],
+            )
         return b"".join(parts)
 
     def accept(self, payload: alerts.WebhookPayload) -> Counts:
@@ -178,6 +209,7 @@ class Receiver:
         counts = Counts()
         items: list[work.WorkItem] = []
         keys: list[str] = []
+        refusals: list[tuple[alerts.AlertEvent, decisions.Decision]] = []
         received_at = self._now()
         for alert in payload.alerts:
             event = normalizing.normalize(alert, payload=payload, settings=self._settings)
@@ -187,6 +219,13 @@ class Receiver:
             key = deduplicating.occurrence_key(event)
             if key in keys or self._dedup.is_seen(key):
                 counts.duplicates += 1
+                continue
+            refusal = normalizing.refuse(event, settings=self._settings)
+            if refusal is not None:
+                # Remembered like a queued one: its repeats are duplicates, not a refusal logged every time.
+                refusals.append((event, refusal))
+                keys.append(key)
+                counts.refused += 1
                 continue
             playbook = routing.route(event, self._settings.playbooks)
             if playbook is None:
@@ -217,6 +256,18 @@ class Receiver:
             ) from e
         self._dedup.mark_seen(keys)
         self._count(payload, counts)
+        for event, refusal in refusals:
+            self._metrics.alerts_refused.labels(reason=refusal.reason.value).inc()
+            logger.warning(
+                "alert refused: %s",
+                refusal.detail,
+                extra={
+                    "occurrence_id": event.occurrence_id,
+                    "alertname": event.alertname,
+                    "decision": "refused",
+                    "reason": refusal.reason.value,
+                },
+            )
         # One line per webhook: a line per alert was a fifth of the CPU of a large group. Which occurrences
         # were queued is there at DEBUG; what is decided about each is logged where it is decided.
         logger.info(

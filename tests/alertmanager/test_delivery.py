@@ -51,11 +51,17 @@ async def test_a_group_its_repeats_and_a_resolved_alert(
 
     # 1. The group arrives in one notification.
     await wait_until(lambda: len(service.answers) >= 1, what="the first notification")
-    assert service.answers[0] == (202, {"accepted": 3, "duplicates": 0, "resolved": 0, "ignored": 1})
+    assert service.answers[0] == (
+        202,
+        {"accepted": 3, "duplicates": 0, "resolved": 0, "ignored": 1, "refused": 0},
+    )
 
     # 2. Nothing changed: the next notification is a repeat, all duplicates.
     await wait_until(lambda: len(service.answers) >= 2, what="a repeat notification")
-    assert service.answers[1] == (202, {"accepted": 0, "duplicates": 3, "resolved": 0, "ignored": 1})
+    assert service.answers[1] == (
+        202,
+        {"accepted": 0, "duplicates": 3, "resolved": 0, "ignored": 1, "refused": 0},
+    )
 
     # 3. One alert resolves; Alertmanager sends it in the group that is still firing.
     now = datetime.datetime.now(datetime.UTC)
@@ -66,11 +72,14 @@ async def test_a_group_its_repeats_and_a_resolved_alert(
     first_resolved = next(i for i, (_, body) in enumerate(service.answers) if body.get("resolved"))
     assert service.answers[first_resolved] == (
         202,
-        {"accepted": 0, "duplicates": 2, "resolved": 1, "ignored": 1},
+        {"accepted": 0, "duplicates": 2, "resolved": 1, "ignored": 1, "refused": 0},
     )
     # Any notification in between was a plain repeat.
     for status, body in service.answers[2:first_resolved]:
-        assert (status, body) == (202, {"accepted": 0, "duplicates": 3, "resolved": 0, "ignored": 1})
+        assert (status, body) == (
+            202,
+            {"accepted": 0, "duplicates": 3, "resolved": 0, "ignored": 1, "refused": 0},
+        )
 
     await service.app[app_mod.QUEUE].wait_idle()
     assert _summary(service.recorder.items) == [

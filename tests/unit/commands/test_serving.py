@@ -75,7 +75,13 @@ async def test_serves_the_example_config_and_answers_a_webhook() -> None:
                 f"{url}/webhook", json=body, headers={"Authorization": "Bearer dev-token"}
             ) as response:
                 assert response.status == 202
-                assert await response.json() == {"accepted": 1, "duplicates": 0, "resolved": 0, "ignored": 0}
+                assert await response.json() == {
+                    "accepted": 1,
+                    "duplicates": 0,
+                    "resolved": 0,
+                    "ignored": 0,
+                    "refused": 0,
+                }
             async with session.post(f"{url}/webhook", json=body) as response:
                 assert response.status == 401
             async with session.get(f"{url}/readyz") as response:

@@ -38,7 +38,7 @@ async def test_a_group_is_queued_and_unknown_alerts_are_ignored(make_service: Se
     service = await make_service()
     status, body = await _post(service, payloads.payload(OOM_1, OOM_2, HIGH_3, UNKNOWN))
     assert status == 202
-    assert body == {"accepted": 3, "duplicates": 0, "resolved": 0, "ignored": 1}
+    assert body == {"accepted": 3, "duplicates": 0, "resolved": 0, "ignored": 1, "refused": 0}
     assert await service.settle() == [OCCURRENCE.format(f) for f in ("f1", "f2", "f3")]
     [first, _, third] = service.recorder.items
     assert first.playbook is not None and first.playbook.name == "oom-raise-memory"
@@ -52,12 +52,15 @@ async def test_repeats_are_duplicates_and_resolved_alerts_are_passed_on_once(
     service = await make_service()
     await _post(service, payloads.payload(OOM_1, OOM_2))
     status, body = await _post(service, payloads.payload(OOM_1, OOM_2))
-    assert (status, body) == (202, {"accepted": 0, "duplicates": 2, "resolved": 0, "ignored": 0})
+    assert (status, body) == (
+        202,
+        {"accepted": 0, "duplicates": 2, "resolved": 0, "ignored": 0, "refused": 0},
+    )
     resolved = {**OOM_1, "status": "resolved"}
     status, body = await _post(service, payloads.payload(resolved, OOM_2))
-    assert body == {"accepted": 0, "duplicates": 1, "resolved": 1, "ignored": 0}
+    assert body == {"accepted": 0, "duplicates": 1, "resolved": 1, "ignored": 0, "refused": 0}
     status, body = await _post(service, payloads.payload(resolved))
-    assert body == {"accepted": 0, "duplicates": 1, "resolved": 0, "ignored": 0}
+    assert body == {"accepted": 0, "duplicates": 1, "resolved": 0, "ignored": 0, "refused": 0}
     seen = await service.settle()
     assert seen == [OCCURRENCE.format("f1"), OCCURRENCE.format("f2"), OCCURRENCE.format("f1")]
     assert service.recorder.items[2].playbook is None
@@ -78,7 +81,7 @@ async def test_the_same_occurrence_twice_in_one_payload_is_queued_once(make_serv
     service = await make_service()
     status, body = await _post(service, payloads.payload(OOM_1, OOM_1))
     assert status == 202
-    assert body == {"accepted": 1, "duplicates": 1, "resolved": 0, "ignored": 0}
+    assert body == {"accepted": 1, "duplicates": 1, "resolved": 0, "ignored": 0, "refused": 0}
     assert len(await service.settle()) == 1
 
 
@@ -95,7 +98,7 @@ async def test_alerts_no_playbook_answers_are_ignored(make_service: ServiceFacto
     )
     status, body = await _post(service, payloads.payload(OOM_1, {**OOM_2, "status": "resolved"}))
     assert status == 202
-    assert body == {"accepted": 0, "duplicates": 0, "resolved": 0, "ignored": 2}
+    assert body == {"accepted": 0, "duplicates": 0, "resolved": 0, "ignored": 2, "refused": 0}
     assert await service.settle() == []
 
 
@@ -134,8 +137,10 @@ async def test_a_webhook_is_logged_once_with_its_counts_and_the_occurrences_only
         await _post(service, payloads.payload(OOM_1, OOM_2, UNKNOWN))
     [record] = [r for r in caplog.records if r.name == "responder.web.receiving"]
     assert (record.levelno, record.getMessage()) == (logging.INFO, "webhook accepted")
-    counts = {key: getattr(record, key) for key in ("accepted", "duplicates", "resolved", "ignored")}
-    assert counts == {"accepted": 2, "duplicates": 0, "resolved": 0, "ignored": 1}
+    counts = {
+        key: getattr(record, key) for key in ("accepted", "duplicates", "resolved", "ignored", "refused")
+    }
+    assert counts == {"accepted": 2, "duplicates": 0, "resolved": 0, "ignored": 1, "refused": 0}
     caplog.clear()
     with caplog.at_level(logging.DEBUG, logger="responder.web.receiving"):
         await _post(service, payloads.payload(HIGH_3, OOM_1))
