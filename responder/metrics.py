@@ -50,6 +50,17 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.alerts_handed_off = Counter(
+            f"{_PREFIX}_alerts_handed_off",
+            "Acknowledged alerts left at shutdown and taken over by a live replica (server.handoff_url).",
+            registry=r,
+        )
+        self.alerts_lost = Counter(
+            f"{_PREFIX}_alerts_lost",
+            "Acknowledged alerts left at shutdown that no live replica took over (lost until Alertmanager "
+            "repeats them).",
+            registry=r,
+        )
         self.queue_depth = Gauge(f"{_PREFIX}_queue_depth", "Alerts waiting for or under work.", registry=r)
         self.work_failures = Counter(
             f"{_PREFIX}_work_failures",

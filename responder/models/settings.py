@@ -93,6 +93,14 @@ class ServerSettings(_Frozen):
     shutdown_timeout_seconds: float = Field(20.0, gt=0)
     """On SIGTERM, how long in-flight mitigations may run before they are cancelled, in seconds.
     Keep it below the pod's terminationGracePeriodSeconds."""
+    handoff_url: str | None = None
+    """On SIGTERM, alerts still queued or running when shutdown_timeout_seconds is up are posted here, to be
+    taken over by a live replica: the webhook URL of the Service in front of every replica
+    (http://oom-responder.<namespace>.svc:8080/webhook). Unset: they are cancelled and logged as lost."""
+    handoff_timeout_seconds: float = Field(10.0, gt=0)
+    """How long to keep trying to hand those alerts off, in seconds (the Service may route the post back to
+    this replica, which refuses it while shutting down). Keep shutdown_timeout_seconds plus this below the
+    pod's terminationGracePeriodSeconds."""
     header_timeout_seconds: float = Field(10.0, gt=0)
     """A new connection that has not sent complete request headers within this many seconds is closed
     (slow-header clients would otherwise hold connections and file descriptors for ever)."""

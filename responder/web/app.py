@@ -3,7 +3,8 @@
 `make_app` wires what it is given (settings, metrics, the queue's handler, a readiness probe) and owns the
 queue and the deduplication cache. Shutdown happens in the order the runbook of any webhook receiver needs:
 fail /readyz, answer new webhooks with 503, drain the queue within `server.shutdown_timeout_seconds`, cancel
-what is left, stop. It must not know what the handler does with the work.
+what is left and hand it off to a live replica through `server.handoff_url` (the Service), stop. It must not
+know what the handler does with the work.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from responder import metrics as metrics_mod
 from responder.engine import queueing
 from responder.logic import deduplicating
 from responder.models import settings as settings_mod
-from responder.web import auth, connections, middlewares, receiving
+from responder.web import auth, connections, handing_off, middlewares, receiving
 
 __all__ = [
     "AUTHENTICATOR",
@@ -144,12 +145,44 @@ async def begin_shutdown(app: web.Application) -> None:
     state.shutting_down = True
     if state.drained:
         return
-    timeout = app[SETTINGS].server.shutdown_timeout_seconds
+    server = app[SETTINGS].server
+    timeout = server.shutdown_timeout_seconds
     queue = app[QUEUE]
     logger.info("draining the work queue", extra={"pending": queue.pending, "timeout_seconds": timeout})
     cancelled = await queue.drain(timeout)
     state.drained = True
     logger.info("work queue drained", extra={"cancelled": len(cancelled), "completed": queue.completed})
+    if not cancelled:
+        return
+    # Each of these was acknowledged with a 202: Alertmanager will not send it again for hours.
+    if server.handoff_url is None:
+        logger.error(
+            "acknowledged alerts lost at shutdown: set server.handoff_url so a live replica takes them over",
+            extra={"lost": len(cancelled)},
+        )
+        app[METRICS].alerts_lost.inc(len(cancelled))
+        return
+    from responder.engine import processing  # noqa: PLC0415 - only needed at shutdown
+
+    result = await handing_off.hand_off(
+        cancelled,
+        url=server.handoff_url,
+        authorization=app[AUTHENTICATOR].authorization(),
+        identity=processing.default_identity(app[SETTINGS]),
+        timeout_seconds=server.handoff_timeout_seconds,
+    )
+    app[METRICS].alerts_handed_off.inc(result.handed_off)
+    if result.lost:
+        app[METRICS].alerts_lost.inc(result.lost)
+        logger.error(
+            "acknowledged alerts could not be handed off to a live replica: lost until Alertmanager repeats them",
+            extra={"handed_off": result.handed_off, "lost": result.lost, "answers": result.refusals},
+        )
+    else:
+        logger.info(
+            "alerts left at shutdown handed off to a live replica",
+            extra={"handed_off": result.handed_off, "url": server.handoff_url},
+        )
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -38,6 +38,13 @@ class Authenticator:
             (basic_username.encode(), basic_password.encode()) if basic_username and basic_password else None
         )
         self.disabled = disabled
+        self._authorization = (
+            f"Bearer {bearer_token}"
+            if bearer_token
+            else "Basic " + base64.b64encode(f"{basic_username}:{basic_password}".encode()).decode()
+            if basic_username and basic_password
+            else None
+        )
         if not disabled and self._token is None and self._basic is None:
             raise AuthError("no credentials configured")
         schemes = [name for name, on in (("Bearer", self._token), ("Basic", self._basic)) if on]
@@ -79,6 +86,11 @@ class Authenticator:
         except config.SecretError as e:
             raise AuthError(str(e)) from e
         return cls(bearer_token=token, basic_username=auth.basic_username, basic_password=password)
+
+    def authorization(self) -> str | None:
+        """An Authorization header this service accepts (None when auth is disabled): for handing alerts off
+        to a peer replica, which shares this configuration."""
+        return None if self.disabled else self._authorization
 
     def is_authorized(self, header: str | None) -> bool:
         """Whether an Authorization header value carries valid credentials."""

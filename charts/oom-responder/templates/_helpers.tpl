@@ -96,6 +96,12 @@ The configuration file: .Values.config with the parts the chart manages filled i
 {{- $_ := set $kubernetes "own_namespace" .Release.Namespace }}
 {{- end }}
 {{- $_ := set $config "kubernetes" $kubernetes }}
+{{- $server := get $config "server" | default dict }}
+{{- if not (hasKey $server "handoff_url") }}
+{{- /* What is still queued at SIGTERM goes to a live replica through the Service (README: Shutdown). */}}
+{{- $_ := set $server "handoff_url" (printf "http://%s.%s.svc:%v/webhook" (include "oom-responder.fullname" .) .Release.Namespace .Values.service.port) }}
+{{- end }}
+{{- $_ := set $config "server" $server }}
 {{- toYaml $config }}
 {{- end }}
 
@@ -113,8 +119,9 @@ The configuration file: .Values.config with the parts the chart manages filled i
 {{- define "oom-responder.validate" -}}
 {{- $server := .Values.config.server | default dict }}
 {{- $shutdown := get $server "shutdown_timeout_seconds" | default 20 }}
-{{- if le (float64 .Values.terminationGracePeriodSeconds) (float64 $shutdown) }}
-{{- fail (printf "terminationGracePeriodSeconds (%v) must be greater than config.server.shutdown_timeout_seconds (%v): the queue must drain before SIGKILL" .Values.terminationGracePeriodSeconds $shutdown) }}
+{{- $handoff := get $server "handoff_timeout_seconds" | default 10 }}
+{{- if le (float64 .Values.terminationGracePeriodSeconds) (addf $shutdown $handoff) }}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must be greater than config.server.shutdown_timeout_seconds (%v) plus config.server.handoff_timeout_seconds (%v): the queue must drain, and what is left be handed to a live replica, before SIGKILL" .Values.terminationGracePeriodSeconds $shutdown $handoff) }}
 {{- end }}
 {{- $requests := .Values.resources.requests | default dict }}
 {{- $limits := .Values.resources.limits | default dict }}
