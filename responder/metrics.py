@@ -50,6 +50,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.alerts_truncated = Counter(
+            f"{_PREFIX}_alerts_truncated",
+            "Alerts Alertmanager left out of notifications (truncatedAlerts: the receiver's max_alerts); "
+            "they never arrived.",
+            registry=r,
+        )
         self.alerts_handed_off = Counter(
             f"{_PREFIX}_alerts_handed_off",
             "Acknowledged alerts left at shutdown and taken over by a live replica (server.handoff_url).",

@@ -8,7 +8,6 @@ window, the breaker and the pause switch); `responder.kube.state` reads and writ
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import enum
 from collections.abc import Mapping, Sequence
 
@@ -22,6 +21,7 @@ __all__ = [
     "ENABLED_ANNOTATION",
     "MAX_MEMORY_ANNOTATION",
     "MAX_REPLICAS_ANNOTATION",
+    "MAX_STATE_BYTES",
     "MAX_TRACKED_WORKLOADS",
     "BreakerTransition",
     "ClusterState",
@@ -34,6 +34,9 @@ DATA_KEY = "state.json"
 ENABLED_ANNOTATION = "oom-responder.io/enabled"
 MAX_MEMORY_ANNOTATION = "oom-responder.io/max-memory"
 MAX_REPLICAS_ANNOTATION = "oom-responder.io/max-replicas"
+
+MAX_STATE_BYTES = 512 * 1024
+"""Largest state object parsed: the blast-radius window of `MAX_TRACKED_WORKLOADS` takes about 200 KiB."""
 
 MAX_TRACKED_WORKLOADS = 2000
 """Bound on the blast-radius window kept in the ConfigMap (about 100 bytes each, far below the 1 MiB object
@@ -51,26 +54,29 @@ class BreakerTransition(enum.StrEnum):
 class ClusterState(pydantic.BaseModel):
     """The cluster-wide guardrail state, shared by every replica. All times are timezone-aware UTC."""
 
-    model_config = pydantic.ConfigDict(frozen=True, extra="ignore")
+    # Hand-edited or damaged objects must not slip through: times must carry a zone (a naive one cannot be
+    # compared with the clock: TypeError on every mutating alert), numbers must be finite (NaN tokens refill
+    # the budget: every comparison with NaN is false).
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
 
-    budget_tokens: float | None = None
+    budget_tokens: float | None = Field(None, ge=0)
     """Mutations left in the global token bucket; None means never used, i.e. a full bucket."""
-    budget_refilled_at: datetime.datetime | None = None
+    budget_refilled_at: pydantic.AwareDatetime | None = None
     """When `budget_tokens` was last brought up to date."""
-    workloads: dict[str, datetime.datetime] = Field(default_factory=dict)
+    workloads: dict[str, pydantic.AwareDatetime] = Field(default_factory=dict)
     """Blast-radius window: distinct workload keys (namespace/Kind/name) alerting → when first seen."""
-    last_new_workload_at: datetime.datetime | None = None
+    last_new_workload_at: pydantic.AwareDatetime | None = None
     """When a workload not already in the window last started alerting (the breaker's quiet period runs
     from here)."""
     breaker_open: bool = False
     """While open, no replica mutates anything."""
-    breaker_since: datetime.datetime | None = None
+    breaker_since: pydantic.AwareDatetime | None = None
     """When the breaker last opened or closed."""
     paused: bool = False
     """Set by `oom-responder pause`: no replica mutates anything until `oom-responder resume`."""
     paused_by: str | None = None
     """Who paused or resumed last."""
-    paused_at: datetime.datetime | None = None
+    paused_at: pydantic.AwareDatetime | None = None
     """When the switch was last flipped."""
 
     def to_json(self) -> str:
@@ -78,14 +84,25 @@ class ClusterState(pydantic.BaseModel):
 
     @classmethod
     def from_json(cls, raw: str | None) -> ClusterState:
-        """Parse the ConfigMap's data. A damaged object reads as paused: an operator must look before any
-        replica writes again, rather than every guardrail silently resetting to empty."""
+        """Parse the ConfigMap's data; never raises. A damaged object reads as paused, and `paused_by` says
+        what is wrong with it (every refusal for the pause quotes it): an operator must look and
+        `oom-responder resume` before any replica writes again, rather than every guardrail silently resetting
+        to empty. The size is checked before parsing."""
         if not raw:
             return cls()
+        size = len(raw.encode("utf-8", "surrogatepass"))
+        if size > MAX_STATE_BYTES:
+            return cls._unreadable(f"{size} bytes, over the {MAX_STATE_BYTES} it can reach")
         try:
             return cls.model_validate_json(raw)
-        except pydantic.ValidationError:
-            return cls(paused=True, paused_by="unreadable state object")
+        except pydantic.ValidationError as e:
+            error = e.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in error["loc"])
+            return cls._unreadable(f"{f'{where}: ' if where else ''}{error['msg'][:200]}")
+
+    @classmethod
+    def _unreadable(cls, why: str) -> ClusterState:
+        return cls(paused=True, paused_by=f"the service: the state object ({DATA_KEY}) is unreadable: {why}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -99,6 +116,9 @@ class TargetSnapshot:
     """Actions already taken on the workload (its `oom-responder.io/ledger` annotation)."""
     own_namespace: str
     """The namespace the service runs in (excluded unless configured)."""
+    ledger_problem: str | None = None
+    """Why the ledger annotation cannot be read (then `ledger` is empty): the workload counts as "cap
+    reached", never as a clean slate."""
 
     @classmethod
     def from_annotations(
@@ -106,9 +126,11 @@ class TargetSnapshot:
     ) -> TargetSnapshot:
         """Build the snapshot from the workload's annotations, the ledger included."""
         annotations = dict(annotations or {})
+        ledger = ledgers.read(annotations.get(ledgers.ANNOTATION))
         return cls(
             namespace=namespace,
             annotations=annotations,
-            ledger=ledgers.load(annotations.get(ledgers.ANNOTATION)),
+            ledger=list(ledger.entries),
             own_namespace=own_namespace,
+            ledger_problem=ledger.problem,
         )

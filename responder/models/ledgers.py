@@ -6,7 +6,7 @@ cooldowns, caps and "already handled" survive restarts and hold across replicas:
 
 from __future__ import annotations
 
-import datetime
+import dataclasses
 import json
 from collections.abc import Sequence
 
@@ -15,11 +15,24 @@ from pydantic import Field
 
 from responder.models import decisions, settings
 
-__all__ = ["ANNOTATION", "MAX_ENTRIES", "LedgerEntry", "append", "dump", "load"]
+__all__ = [
+    "ANNOTATION",
+    "MAX_ANNOTATION_BYTES",
+    "MAX_ENTRIES",
+    "Ledger",
+    "LedgerEntry",
+    "append",
+    "dump",
+    "load",
+    "read",
+]
 
 ANNOTATION = "oom-responder.io/ledger"
 MAX_ENTRIES = 20
 """Bounded so the annotation never approaches the 256 KiB limit on all annotations of an object."""
+MAX_ANNOTATION_BYTES = 32 * 1024
+"""Largest ledger annotation parsed. Twenty entries written by this service take a few KiB; anything larger
+was not written by it and is refused unread."""
 
 
 class LedgerEntry(pydantic.BaseModel):
@@ -31,7 +44,8 @@ class LedgerEntry(pydantic.BaseModel):
     playbook: str
     occurrence: str
     """The alert occurrence id (fingerprint@startsAt) that caused the action."""
-    at: datetime.datetime
+    at: pydantic.AwareDatetime
+    """When the action was taken; a time without a zone cannot be compared with any other and is refused."""
     by: str
     """The responder replica that wrote it."""
     container: str | None = None
@@ -43,23 +57,48 @@ class LedgerEntry(pydantic.BaseModel):
     """The Alertmanager silence created after this action, so a failed verdict or a revert can expire it."""
 
 
-def load(raw: str | None) -> list[LedgerEntry]:
-    """Parse the annotation; a damaged ledger is treated as empty rather than blocking every mitigation."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ledger:
+    """What a workload's ledger annotation says, or why it cannot be trusted."""
+
+    entries: tuple[LedgerEntry, ...] = ()
+    problem: str | None = None
+    """Why the annotation cannot be read (None: read, or absent). A ledger that cannot be read must count as
+    "cap reached" for its workload: reading it as empty would let anyone who can write the annotation reset
+    the cap and the cooldowns by writing junk."""
+
+
+_ENTRIES = pydantic.TypeAdapter(list[LedgerEntry])
+
+
+def read(raw: str | None) -> Ledger:
+    """Parse the annotation strictly: every entry must be valid, or the whole ledger is unreadable.
+
+    Never raises. The size is checked before parsing, and parsing is pydantic-core's, whose depth limit turns
+    deep nesting into a validation error instead of a RecursionError.
+    """
     if not raw:
-        return []
+        return Ledger()
+    size = len(raw.encode("utf-8", "surrogatepass"))
+    if size > MAX_ANNOTATION_BYTES:
+        return Ledger(
+            problem=f"annotation {ANNOTATION} is {size} bytes, over the {MAX_ANNOTATION_BYTES} a ledger can be"
+        )
     try:
-        data = json.loads(raw)
-    except ValueError:
-        return []
-    if not isinstance(data, list):
-        return []
-    entries: list[LedgerEntry] = []
-    for item in data:
-        try:
-            entries.append(LedgerEntry.model_validate(item))
-        except pydantic.ValidationError:
-            continue
-    return entries
+        entries = _ENTRIES.validate_json(raw)
+    except pydantic.ValidationError as e:
+        error = e.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in error["loc"])
+        return Ledger(
+            problem=f"annotation {ANNOTATION} is not a ledger: {f'[{where}] ' if where else ''}{error['msg'][:200]}"
+        )
+    return Ledger(entries=tuple(entries))
+
+
+def load(raw: str | None) -> list[LedgerEntry]:
+    """The entries of a readable ledger, [] for an unreadable one. Where an unreadable ledger must fail closed
+    (guarding), use `read` and its `problem`."""
+    return list(read(raw).entries)
 
 
 def dump(entries: Sequence[LedgerEntry]) -> str:

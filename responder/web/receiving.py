@@ -108,6 +108,7 @@ class Receiver:
         deduplicator: deduplicating.Deduplicator,
         is_shutting_down: Callable[[], bool],
         now: Callable[[], datetime.datetime] = _utc_now,
+        on_truncated: Callable[[int], None] | None = None,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
@@ -115,6 +116,8 @@ class Receiver:
         self._dedup = deduplicator
         self._is_shutting_down = is_shutting_down
         self._now = now
+        self._on_truncated = on_truncated
+        """Told how many alerts Alertmanager left out of a notification, so the next notice can say so."""
 
     async def handle(self, request: web.Request) -> web.Response:
         if request.content_type != "application/json":
@@ -256,6 +259,16 @@ class Receiver:
             ) from e
         self._dedup.mark_seen(keys)
         self._count(payload, counts)
+        if payload.truncated_alerts:
+            # Alertmanager cut the group at the receiver's max_alerts: those alerts never arrive here at all.
+            self._metrics.alerts_truncated.inc(payload.truncated_alerts)
+            logger.warning(
+                "Alertmanager left %d alerts out of this notification (truncatedAlerts): they were not received",
+                payload.truncated_alerts,
+                extra={"group_key": payload.group_key, "truncated_alerts": payload.truncated_alerts},
+            )
+            if self._on_truncated is not None:
+                self._on_truncated(payload.truncated_alerts)
         for event, refusal in refusals:
             self._metrics.alerts_refused.labels(reason=refusal.reason.value).inc()
             logger.warning(

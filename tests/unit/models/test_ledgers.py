@@ -41,12 +41,40 @@ def test_keeps_only_the_newest_entries() -> None:
     assert len(json.loads(ledgers.dump(entries))) == ledgers.MAX_ENTRIES
 
 
-@pytest.mark.parametrize("raw", [None, "", "not json", '{"a": 1}', "[1, 2]"], ids=str)
-def test_treats_a_missing_or_damaged_ledger_as_empty(raw: str | None) -> None:
+def test_an_absent_ledger_is_empty_and_readable() -> None:
+    assert ledgers.read(None) == ledgers.read("") == ledgers.Ledger()
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        pytest.param("not json", "not a ledger: Invalid JSON", id="not-json"),
+        pytest.param('{"a": 1}', "not a ledger: Input should be a valid array", id="an-object"),
+        pytest.param("[1, 2]", "not a ledger: [0] Input should be an object", id="numbers"),
+        pytest.param("[" * 1000 + "]" * 1000, "recursion limit exceeded", id="nested-1000-deep"),
+        pytest.param("[" * 20000 + "]" * 20000, "bytes, over the 32768", id="over-the-size-bound"),
+    ],
+)
+def test_a_damaged_ledger_is_unreadable_with_a_reason_and_never_raises(raw: str, why: str) -> None:
+    ledger = ledgers.read(raw)
+    assert ledger.entries == ()
+    assert ledger.problem is not None
+    assert ledger.problem.startswith(f"annotation {ledgers.ANNOTATION} ")
+    assert why in ledger.problem
     assert ledgers.load(raw) == []
 
 
-def test_skips_damaged_entries_and_keeps_good_ones() -> None:
+def test_one_damaged_entry_makes_the_whole_ledger_unreadable() -> None:
+    # Skipping it instead would let anyone who can write the annotation reset the cap by writing junk.
     good = json.loads(ledgers.dump([make_entry(1)]))[0]
-    raw = json.dumps([{"action": "explode"}, good])
-    assert [e.occurrence for e in ledgers.load(raw)] == [good["occurrence"]]
+    ledger = ledgers.read(json.dumps([{"action": "explode"}, good]))
+    assert ledger.entries == ()
+    assert ledger.problem is not None and "[0.action]" in ledger.problem
+
+
+def test_an_entry_whose_time_has_no_zone_is_refused() -> None:
+    # A naive time cannot be compared with the clock: it used to raise TypeError in the guard.
+    entry = json.loads(ledgers.dump([make_entry(1)]))[0]
+    entry["at"] = "2026-01-02T03:04:05"
+    ledger = ledgers.read(json.dumps([entry]))
+    assert ledger.problem is not None and "[0.at]" in ledger.problem and "timezone" in ledger.problem

@@ -364,3 +364,20 @@ async def test_shutting_down_refuses_webhooks_and_fails_readiness_while_work_dra
     service.recorder.release.set()
     await draining
     assert [i.event.occurrence_id for i in service.recorder.items] == [OCCURRENCE.format("f1")]
+
+
+async def test_alerts_alertmanager_left_out_are_logged_and_counted(
+    make_service: ServiceFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = await make_service()
+    body = {**payloads.payload(OOM_1), "truncatedAlerts": 7}
+    with caplog.at_level(logging.WARNING, logger="responder.web.receiving"):
+        status, counts = await _post(service, body)
+    assert (status, counts["accepted"]) == (202, 1)
+    assert service.registry.get_sample_value("oom_responder_alerts_truncated_total") == 7
+    [record] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert record.getMessage() == (
+        "Alertmanager left 7 alerts out of this notification (truncatedAlerts): they were not received"
+    )
+    assert record.truncated_alerts == 7  # type: ignore[attr-defined]
+    await service.settle()
