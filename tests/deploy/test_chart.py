@@ -349,13 +349,20 @@ def test_service_monitor_scrapes_the_metrics_port(custom_docs: list[dict[str, An
     assert monitor["spec"]["selector"]["matchLabels"] == _one(custom_docs, "Service")["spec"]["selector"]
 
 
-def test_network_policy_admits_only_alertmanager_and_prometheus(custom_docs: list[dict[str, Any]]) -> None:
+def test_network_policy_admits_only_alertmanager_prometheus_and_the_other_replicas(
+    custom_docs: list[dict[str, Any]],
+) -> None:
     policy = _one(custom_docs, "NetworkPolicy")
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     (ingress,) = policy["spec"]["ingress"]
     apps = [peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for peer in ingress["from"]]
-    assert apps == ["alertmanager", "prometheus"]
-    assert all("namespaceSelector" in peer for peer in ingress["from"])
+    assert apps == ["alertmanager", "prometheus", "oom-responder"]
+    alertmanager, prometheus, replicas = ingress["from"]
+    assert "namespaceSelector" in alertmanager and "namespaceSelector" in prometheus
+    # A replica shutting down hands what it could not finish to a live one (server.handoff_url), in its own
+    # namespace only (no namespaceSelector) and only this release's pods.
+    assert "namespaceSelector" not in replicas
+    assert replicas["podSelector"]["matchLabels"] == policy["spec"]["podSelector"]["matchLabels"]
     assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
 
 

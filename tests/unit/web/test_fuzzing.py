@@ -2,8 +2,10 @@
 odd headers, sent byte for byte over a socket to the app as `serve` wires it without a cluster.
 
 Covers, for every request: no 5xx; an answer other than 202 is a JSON error and leads to no decision at all;
-a 202 leads to exactly one decision log line per alert it counts as accepted, resolved or refused (never
-none: nothing acknowledged is dropped; never two: nothing is handled twice), each for a different occurrence.
+a 202 leads to exactly one decision per alert it counts as accepted, resolved or refused (never none: nothing
+acknowledged is dropped; never two: nothing is handled twice), each for a different occurrence: the refusal
+line of the receiver, or the label-only handler's decision (counted on its DEBUG line; at INFO the same
+entries are written in batches).
 A few thousand cases by default; `OOM_RESPONDER_FUZZ_EXAMPLES` sets how many. At the end the number of
 requests tried and the count of each status are printed, and written as JSON to `OOM_RESPONDER_FUZZ_REPORT`
 when that is set.
@@ -215,7 +217,10 @@ def decisions() -> Iterator[Decisions]:
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+    # The label-only handler logs its decisions in batches at INFO and each one on its own line at DEBUG;
+    # the DEBUG line is written at once, so it is the one counted here.
+    loggers[0].setLevel(logging.DEBUG)
+    loggers[1].setLevel(logging.INFO)
     yield handler
     for logger, level in zip(loggers, levels, strict=True):
         logger.removeHandler(handler)
@@ -247,7 +252,7 @@ def test_no_request_gets_a_5xx_and_every_202_leads_to_one_decision_per_alert(
         {"server": {"max_body_bytes": 64 * 1024}, "dedup": {"ttl_seconds": 3600}}
     )
     metrics = metrics_mod.Metrics(CollectorRegistry())
-    handler, readiness, _ = serving.build_handler(config, metrics)
+    handler, readiness, cleanup = serving.build_handler(config, metrics)
     loop = asyncio.new_event_loop()
     app = app_mod.make_app(
         settings=config,
@@ -298,6 +303,7 @@ def test_no_request_gets_a_5xx_and_every_202_leads_to_one_decision_per_alert(
     try:
         check()
     finally:
+        loop.run_until_complete(cleanup())
         loop.run_until_complete(server.close())
         loop.close()
     report = {
