@@ -158,7 +158,10 @@ async def _memory_limit(
 
 
 async def _working_set(stack: stack_mod.Stack, session: aiohttp.ClientSession, pod: str) -> float | None:
-    result = await stack.query(session, f'container_memory_working_set_bytes{{pod="{pod}", container="app"}}')
+    # Selected as kube-prometheus-stack's dashboards and the service's analysis select cAdvisor's series.
+    result = await stack.query(
+        session, f'container_memory_working_set_bytes{{pod="{pod}", container="app", image!=""}}'
+    )
     return float(result[0]["value"][1]) if result else None
 
 

@@ -1,7 +1,7 @@
 """kwok's fake kubelets report container memory the way a kubelet's resource metrics endpoint does.
 
 Covers: every kwok node serves ``/metrics/nodes/<node>/metrics/resource`` on kwok's address; a container's
-``container_memory_working_set_bytes`` (labels container, namespace, pod) follows its pod's
+``container_memory_working_set_bytes`` (labels container, image, namespace, pod, as cAdvisor's) follows its pod's
 ``kwok.x-k8s.io/usage-memory`` annotation, changes when the annotation does, and grows by
 ``oom-responder.test/usage-memory-growth-per-second`` for every second since the pod started.
 """
@@ -36,6 +36,7 @@ async def _working_set(plane: KubePlane, pod: dict[str, Any]) -> float | None:
         for sample in family.samples:
             if sample.name == "container_memory_working_set_bytes" and sample.labels == {
                 "container": "app",
+                "image": incidents.DEFAULT_IMAGE,
                 "namespace": pod["metadata"]["namespace"],
                 "pod": pod["metadata"]["name"],
             }:
