@@ -7,11 +7,13 @@ Aspects covered:
   annotations summary, description, runbook_url; every alert name is one the service maps by default;
 * PodMemoryHigh has a warning at 80 % and a critical at 90 %;
 * `amtool check-config` accepts config/alertmanager-example.yaml, and its receiver posts to the chart's
-  Service with a bearer credentials file, send_resolved and max_alerts.
+  Service with a bearer credentials file, send_resolved and max_alerts;
+* the example routes in config/alertmanager-example.yaml and the chart's NOTES send every shipped alert.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +91,9 @@ def test_alertmanager_example_posts_to_the_chart_service_with_a_token_file() -> 
     (matcher,) = route["matchers"]
     routed = set(matcher.removeprefix('alertname=~"').removesuffix('"').split("|"))
     assert routed == {rule["alert"] for rule in _alert_rules()}
+
+
+def test_the_route_in_the_chart_notes_sends_every_shipped_alert() -> None:
+    notes = (tooling.CHART / "templates" / "NOTES.txt").read_text()
+    (regex,) = re.findall(r'alertname=~"([^"]+)"', notes)
+    assert set(regex.split("|")) == {rule["alert"] for rule in _alert_rules()}
