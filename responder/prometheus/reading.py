@@ -16,6 +16,7 @@ import json
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -28,6 +29,9 @@ from responder.prometheus import queries, responses
 __all__ = ["PrometheusError", "Reader", "investigate"]
 
 logger = logging.getLogger(__name__)
+
+
+_LATEST_ONLY = frozenset({queries.QueryName.LIMIT, queries.QueryName.RSS})
 
 
 class PrometheusError(Exception):
@@ -85,10 +89,26 @@ class Reader:
             "end": f"{window.end:.3f}",
             "step": f"{window.step:g}",
         }
+        return await self._query(name, "query_range", params, responses.parse_matrix)
+
+    async def query_instant(
+        self, name: queries.QueryName, promql: str, *, at: float
+    ) -> list[responses.Matrix]:
+        """Run one instant query (the latest value within Prometheus' lookback before `at`)."""
+        params = {"query": promql, "time": f"{at:.3f}"}
+        return await self._query(name, "query", params, responses.parse_vector)
+
+    async def _query(
+        self,
+        name: queries.QueryName,
+        endpoint: str,
+        params: dict[str, str],
+        parse: Callable[..., list[responses.Matrix]],
+    ) -> list[responses.Matrix]:
         async with self._slots:
             try:
                 async with self.session.post(
-                    f"{self.base}/api/v1/query_range",
+                    f"{self.base}/api/v1/{endpoint}",
                     data=params,
                     headers=self._headers,
                     allow_redirects=False,
@@ -113,7 +133,7 @@ class Reader:
         if document is None:
             raise PrometheusError(f"Prometheus sent no JSON to the {name} query")
         try:
-            return responses.parse_matrix(document, max_series=self.config.max_series)
+            return parse(document, max_series=self.config.max_series)
         except responses.BadResponse as e:
             raise PrometheusError(f"unusable answer to the {name} query: {e}") from e
 
@@ -148,8 +168,14 @@ class Reader:
         except queries.BadName as e:
             return analyses.WorkloadHistory(series=[], problem=f"cannot query Prometheus: {e}")
         window = queries.window(self.config, now=now)
+        # The limit and RSS only matter at the end of the window: an instant query each, a fraction of the
+        # work of a range query; the working set and the restart counter are read as series.
         tasks = {
-            q: asyncio.ensure_future(self.query_range(q, promql, window=window))
+            q: asyncio.ensure_future(
+                self.query_instant(q, promql, at=window.end)
+                if q in _LATEST_ONLY
+                else self.query_range(q, promql, window=window)
+            )
             for q, promql in rendered.items()
         }
         try:

@@ -15,7 +15,7 @@ from typing import Any
 
 from responder.models import analyses
 
-__all__ = ["BadResponse", "Matrix", "assemble", "parse_matrix"]
+__all__ = ["BadResponse", "Matrix", "assemble", "parse_matrix", "parse_vector"]
 
 
 class BadResponse(ValueError):
@@ -80,6 +80,31 @@ def parse_matrix(document: Any, *, max_series: int | None = None) -> list[Matrix
             vs.append(number)
         out.append(Matrix(labels=dict(metric), timestamps=ts, values=vs))
     return out
+
+
+def parse_vector(document: Any, *, max_series: int | None = None) -> list[Matrix]:
+    """The samples of a `/api/v1/query` (instant) answer, each as a one-sample series."""
+    if not isinstance(document, dict):
+        raise BadResponse("not a JSON object (expected a Prometheus query answer)")
+    if document.get("status") != "success":
+        error = document.get("error") or document.get("errorType") or "no error given"
+        raise BadResponse(f"status is {document.get('status')!r}, not 'success': {str(error)[:300]}")
+    data = document.get("data")
+    if not isinstance(data, dict) or data.get("resultType") != "vector":
+        raise BadResponse("data.resultType is not 'vector'")
+    result = data.get("result")
+    if not isinstance(result, list):
+        raise BadResponse("data.result: missing or not a list")
+    if max_series is not None and len(result) > max_series:
+        raise BadResponse(f"data.result: {len(result)} series, more than the {max_series} allowed")
+    as_matrix = []
+    for i, item in enumerate(result):
+        if not isinstance(item, dict) or not isinstance(item.get("value"), list):
+            raise BadResponse(f'data.result[{i}].value: missing or not a [timestamp, "value"] pair')
+        as_matrix.append({"metric": item.get("metric", {}), "values": [item["value"]]})
+    return parse_matrix(
+        {"status": "success", "data": {"resultType": "matrix", "result": as_matrix}}, max_series=max_series
+    )
 
 
 def _key(labels: Mapping[str, str]) -> tuple[str, str]:

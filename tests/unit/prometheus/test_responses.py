@@ -111,3 +111,16 @@ def test_the_requests_limit_wins_over_the_one_read() -> None:
     )
     assert history.limit_bytes == 512
     assert history.rss_share is None
+
+
+def test_parses_an_instant_answer_as_one_sample_series() -> None:
+    document = {
+        "status": "success",
+        "data": {"resultType": "vector", "result": [{"metric": {"pod": "a"}, "value": [5.0, "7"]}]},
+    }
+    [series] = responses.parse_vector(document)
+    assert (series.labels["pod"], series.timestamps, series.values) == ("a", [5.0], [7.0])
+    with pytest.raises(responses.BadResponse, match="not 'vector'"):
+        responses.parse_vector(_answer())
+    with pytest.raises(responses.BadResponse, match=r"data.result\[0\].value"):
+        responses.parse_vector({"status": "success", "data": {"resultType": "vector", "result": [{}]}})
