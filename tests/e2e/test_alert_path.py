@@ -320,9 +320,14 @@ async def test_two_restarts_within_the_hour_fire_pod_restarting_frequently(
             return await stack.query(session, f'kube_pod_container_status_restarts_total{{pod="{name}"}}')
 
         await _until(stack, restarts, "kube-state-metrics to export the pod's restarts")
-        # Crashes, not OOM kills: only PodRestartingFrequently may fire.
+        # Crashes, not OOM kills: only PodRestartingFrequently may fire. The second one only once Prometheus has
+        # scraped the first, as two real restarts would be seen.
         await incidents.mark_restarted(kube_api, pod, reason="Error", exit_code=1)
-        await asyncio.sleep(2)  # a few scrapes apart, as two real restarts would be
+
+        async def first_restart_scraped() -> bool:
+            return any(float(r["value"][1]) == 1 for r in await restarts())
+
+        await _until(stack, first_restart_scraped, "the first restart in Prometheus")
         await incidents.mark_restarted(kube_api, pod, reason="Error", exit_code=1)
         await _fires_and_reaches_the_service(
             stack,
