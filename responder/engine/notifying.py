@@ -12,6 +12,7 @@ It must not render messages nor talk to Slack or Kubernetes itself.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
@@ -42,6 +43,8 @@ class Notifiers:
         self._threads = threads
         self._recording: set[asyncio.Task[bool]] = set()
         self._started = False
+        self._truncated = 0
+        """Alerts Alertmanager left out of notifications since the last notice went out."""
 
     @classmethod
     def from_settings(
@@ -135,9 +138,16 @@ class Notifiers:
         for outbox in self._outboxes:
             outbox.start()
 
+    def note_truncated(self, count: int) -> None:
+        """Alertmanager left `count` alerts out of a notification: the next notice says so."""
+        self._truncated += count
+
     def notify(self, notice: notices.Notice) -> None:
         """Log the notice and queue it for every notifier. Never waits, never raises."""
         try:
+            if self._truncated:
+                notice = _with_truncation(notice, self._truncated)
+                self._truncated = 0
             logger.info(
                 notice.summary,
                 extra={
@@ -197,3 +207,14 @@ class Notifiers:
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
         self._started = False
+
+
+def _with_truncation(notice: notices.Notice, count: int) -> notices.Notice:
+    # In the detail as well, which every notifier shows: the on-call must learn that alerts went unseen.
+    said = (
+        f"Alertmanager left {count} alert{'s' if count != 1 else ''} out of its notifications since the last "
+        "notice (truncatedAlerts): they never reached oom-responder; raise max_alerts on its receiver."
+    )
+    return dataclasses.replace(
+        notice, truncated_alerts=count, detail=f"{notice.detail}\n{said}" if notice.detail else said
+    )

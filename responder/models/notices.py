@@ -53,3 +53,6 @@ class Notice:
     """Matching lines of the container's previous log (redacted, capped), shown as a code block."""
     silence_id: str | None = None
     """The Alertmanager silence created after the action, if any."""
+    truncated_alerts: int = 0
+    """Alerts Alertmanager left out of its notifications (`truncatedAlerts`) since the previous notice: they
+    never reached the service, so nothing was done about them."""

@@ -5,7 +5,7 @@ The edge to any HTTP receiver. Body (version 1), one POST per message, `Content-
     {"version": "1", "digest": false, "notices": [{"kind": "action", "at": "...", "incident": "...",
       "summary": "...", "title": "...", "alert": {...} | null, "target": {...} | null, "playbook": ...,
       "action": ..., "outcome": ..., "reason": ..., "guardrail": ..., "from": ..., "to": ..., "dry_run": ...,
-      "detail": ..., "silence_url": ...}]}
+      "detail": ..., "truncated_alerts": N, "silence_url": ...}]}
 
 `digest` is true when the outbox batched a storm into one POST. Field values are the same enum values as in
 metrics, ledgers and Events. The URL is a secret (it often embeds a token): it never appears in logs or
@@ -71,6 +71,7 @@ def notice_to_json(notice: notices.Notice) -> dict[str, Any]:
         "to": notice.to_value,
         "dry_run": notice.dry_run,
         "detail": notice.detail,
+        "truncated_alerts": notice.truncated_alerts,
         "silence_url": blocks.silence_url(event.external_url, event.labels) if event is not None else None,
     }
 

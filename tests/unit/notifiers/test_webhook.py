@@ -163,3 +163,32 @@ async def test_an_unreachable_url_is_not_in_the_error() -> None:
         await transport.close()
     assert "tok-secret" not in str(raised.value)
     assert raised.value.__cause__ is None
+
+
+async def test_alerts_alertmanager_left_out_are_said_in_the_next_notice_only(
+    receiver: tuple[Receiver, str], metrics: metrics_mod.Metrics, fake_time: support.FakeTime
+) -> None:
+    server, url = receiver
+    hook = settings.WebhookNotifierSettings(name="pager", url_env="PAGER_URL")
+    notifiers = notifying.Notifiers.from_settings(
+        settings.NotifierSettings(webhooks=[hook]),
+        metrics=metrics,
+        environ={"PAGER_URL": url},
+        clock=fake_time.clock,
+        sleep=fake_time.sleep,
+    )
+    notifiers.note_truncated(3)
+    notifiers.note_truncated(4)
+    notifiers.notify(samples.notice())
+    notifiers.notify(samples.notice(incident="b@t"))
+    await notifiers.start()
+    await notifiers.drain()
+    await notifiers.close(5)
+    first, second = (body["notices"][0] for body in server.bodies)
+    assert first["truncated_alerts"] == 7
+    assert first["detail"].endswith(
+        "Alertmanager left 7 alerts out of its notifications since the last notice (truncatedAlerts): they "
+        "never reached oom-responder; raise max_alerts on its receiver."
+    )
+    assert second["truncated_alerts"] == 0
+    assert "truncatedAlerts" not in second["detail"]
