@@ -16,7 +16,6 @@ write was refused on with 409 is read from the API server next (`Kube.conflicted
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import datetime
 import logging
@@ -105,7 +104,7 @@ async def read_optional(kube: client.Kube, path: str, *, trust_absence: bool = F
     """
     known, cached = _cached(kube, path)
     if known and cached is not None:
-        return copy.deepcopy(cached)
+        return cached
     if known and trust_absence:
         return None
     try:
@@ -117,7 +116,7 @@ async def read_optional(kube: client.Kube, path: str, *, trust_absence: bool = F
 async def _list(kube: client.Kube, resource: informers.Resource, namespace: str) -> list[Body]:
     cached = kube.informers.items(resource, namespace) if kube.informers is not None else None
     if cached is not None:
-        return [copy.deepcopy(item) for item in cached]
+        return cached
     return await kube.list(resource.path(_q(namespace)))
 
 

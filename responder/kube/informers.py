@@ -11,7 +11,8 @@ proof of anything: writes still carry the resourceVersion read here as a precond
 costs a 409, and a 409 is answered by reading the API server, not the cache. A reader that finds an
 informer not synced (starting, or forbidden by RBAC) falls back to the API. Objects are stored without
 `metadata.managedFields` and the `last-applied-configuration` annotation (what client-go's transform hooks
-drop too): the pipeline reads neither, and they are often most of an object's size.
+drop too): the pipeline reads neither, and they are often most of an object's size. The store keeps compact
+JSON and every read decodes a copy: parsed, a Deployment costs about ten times its JSON size.
 This module decides nothing about incidents.
 """
 
@@ -21,6 +22,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import json
 import logging
 import random
 import urllib.parse
@@ -95,6 +97,18 @@ def strip(obj: Body) -> Body:
     return obj
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def _encode(obj: Body) -> bytes:
+    return _ENCODER.encode(strip(obj)).encode()
+
+
+def _decode(raw: bytes) -> Body:
+    decoded: Body = json.loads(raw)
+    return decoded
+
+
 def _key(obj: Body) -> Key | None:
     metadata = obj.get("metadata")
     if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str):
@@ -132,7 +146,9 @@ class Informer:
         self.field_selector = field_selector
         self._rng = rng or random.Random()
         self._sleep = sleep
-        self._store: dict[Key, Body] = {}
+        # Compact JSON, not parsed dicts: a Deployment parsed takes ~10x its JSON size in Python objects, and
+        # every read needs its own copy anyway (readers may change what they are given).
+        self._store: dict[Key, bytes] = {}
         self._by_namespace: dict[str, set[str]] = collections.defaultdict(set)
         self.resource_version = ""
         """The newest resourceVersion seen (a list's, an event's or a bookmark's)."""
@@ -153,15 +169,16 @@ class Informer:
         return self.resource.path(self.namespace)
 
     def get(self, namespace: str, name: str) -> Body | None:
-        """The stored object, or None when there is none (check `synced` first: before it, None means
-        nothing)."""
-        return self._store.get((namespace, name))
+        """A copy of the stored object, or None when there is none (check `synced` first: before it, None
+        means nothing)."""
+        raw = self._store.get((namespace, name))
+        return None if raw is None else _decode(raw)
 
     def items(self, namespace: str | None = None) -> list[Body]:
         """Stored objects, of one namespace or all."""
         if namespace is None:
-            return list(self._store.values())
-        return [self._store[(namespace, name)] for name in self._by_namespace.get(namespace, ())]
+            return [_decode(raw) for raw in self._store.values()]
+        return [_decode(self._store[(namespace, name)]) for name in self._by_namespace.get(namespace, ())]
 
     def __len__(self) -> int:
         return len(self._store)
@@ -174,7 +191,7 @@ class Informer:
         Checked now and after every change of that object; raises TimeoutError after `timeout_seconds`.
         """
         key = (namespace, name)
-        current = self._store.get(key)
+        current = self.get(namespace, name)
         if self.synced.is_set() and predicate(current):
             return current
         future: asyncio.Future[Body | None] = asyncio.get_running_loop().create_future()
@@ -196,7 +213,7 @@ class Informer:
         key = _key(obj)
         if key is None:
             return
-        self._store[key] = strip(obj)
+        self._store[key] = _encode(obj)
         self._by_namespace[key[0]].add(key[1])
         self._notify(key, obj)
 
@@ -216,15 +233,21 @@ class Informer:
         self._notify(key, None)
 
     def _replace(self, objects: Iterable[Body]) -> None:
-        fresh: dict[Key, Body] = {}
+        fresh: dict[Key, bytes] = {}
         for obj in objects:
             key = _key(obj)
             if key is not None:
-                fresh[key] = obj
+                fresh[key] = _encode(obj)
+        self._replace_encoded(fresh)
+
+    def _replace_encoded(self, fresh: dict[Key, bytes]) -> None:
         for key in [k for k in self._store if k not in fresh]:
             self._forget(key)
-        for obj in fresh.values():
-            self._put(obj)
+        for key, raw in fresh.items():
+            self._store[key] = raw
+            self._by_namespace[key[0]].add(key[1])
+            if key in self._waiters:
+                self._notify(key, _decode(raw))
 
     def _notify(self, key: Key, obj: Body | None) -> None:
         for predicate, future in list(self._waiters.get(key, ())):
@@ -242,7 +265,9 @@ class Informer:
         return [("fieldSelector", self.field_selector)] if self.field_selector else []
 
     async def _list(self) -> None:
-        items: list[Body] = []
+        # Each page is encoded and dropped before the next is asked for: holding every page's parsed objects
+        # until the end made the list's peak, and so the process's RSS, several times the cache's own size.
+        fresh: dict[Key, bytes] = {}
         token = ""
         while True:
             query = [*self._selector(), ("limit", str(LIST_PAGE))]
@@ -253,22 +278,26 @@ class Informer:
             except errors.KubeError as e:
                 if e.status == 410 and token:
                     # The continue token expired between pages: start the list over.
-                    items, token = [], ""
+                    fresh, token = {}, ""
                     continue
                 raise
-            items += [item for item in page.get("items") or [] if isinstance(item, dict)]
+            for item in page.get("items") or []:
+                key = _key(item) if isinstance(item, dict) else None
+                if key is not None:
+                    fresh[key] = _encode(item)
             metadata = page.get("metadata") or {}
             token = metadata.get("continue") or ""
+            del page
             if not token:
                 break
         self.lists += 1
-        self._replace(items)
+        self._replace_encoded(fresh)
         self.resource_version = str(metadata.get("resourceVersion") or "")
         self.synced.set()
         for (namespace, name), waiters in list(self._waiters.items()):
             # A waiter registered before the first list: tell it what the list found.
             if waiters:
-                self._notify((namespace, name), self._store.get((namespace, name)))
+                self._notify((namespace, name), self.get(namespace, name))
 
     async def _watch(self) -> None:
         low, high = WATCH_SECONDS
@@ -415,7 +444,7 @@ class Informers:
         """(known, object) for an object's API path (`/apis/apps/v1/namespaces/ns/deployments/name`);
         `known` is False for a path no synced informer covers (a subresource, another resource or namespace).
 
-        The object is the store's own: read it, never change it.
+        The object is a copy: the reader may change it.
         """
         place = self._place(path)
         if place is None:
