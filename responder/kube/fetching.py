@@ -16,6 +16,7 @@ write was refused on with 409 is read from the API server next (`Kube.conflicted
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import logging
@@ -283,7 +284,11 @@ async def find_hpa(kube: client.Kube, target: targets.Target) -> Body | None:
 
 class Unserved:
     """APIs found not served (404 on a list), remembered for `ttl_seconds`: asking again for every alert
-    would cost a request each time for an answer that changes only when someone installs a CRD."""
+    would cost a request each time for an answer that changes only when someone installs a CRD.
+
+    Until an API has answered once, callers take turns (`first_answer`): a storm's first hundred alerts would
+    otherwise all ask at once, before the first 404 is back.
+    """
 
     def __init__(
         self, *, ttl_seconds: float = 300.0, monotonic: Callable[[], float] = time.monotonic
@@ -291,6 +296,8 @@ class Unserved:
         self.ttl_seconds = ttl_seconds
         self._monotonic = monotonic
         self._until: dict[str, float] = {}
+        self._answered: set[str] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
 
     def known(self, api: str) -> bool:
         until = self._until.get(api)
@@ -298,11 +305,23 @@ class Unserved:
             return False
         if self._monotonic() >= until:
             del self._until[api]
+            self._answered.discard(api)
             return False
         return True
 
     def remember(self, api: str) -> None:
         self._until[api] = self._monotonic() + self.ttl_seconds
+        self._answered.add(api)
+
+    def answered(self, api: str) -> None:
+        """The API answered (served or not): callers need not take turns any more."""
+        self._answered.add(api)
+
+    def has_answered(self, api: str) -> bool:
+        return api in self._answered
+
+    def first_answer(self, api: str) -> asyncio.Lock:
+        return self._locks.setdefault(api, asyncio.Lock())
 
 
 _VPA_API = "autoscaling.k8s.io/v1/verticalpodautoscalers"
@@ -315,8 +334,19 @@ async def find_vpa_update_mode(
 
     With `unserved`, a 404 (the VPA API is not served) is remembered there and not asked again meanwhile.
     """
-    if unserved is not None and unserved.known(_VPA_API):
+    if unserved is None:
+        return await _vpa_mode(kube, target, None)
+    if not unserved.known(_VPA_API) and not unserved.has_answered(_VPA_API):
+        async with unserved.first_answer(_VPA_API):
+            if unserved.known(_VPA_API):
+                return None
+            return await _vpa_mode(kube, target, unserved)
+    if unserved.known(_VPA_API):
         return None
+    return await _vpa_mode(kube, target, unserved)
+
+
+async def _vpa_mode(kube: client.Kube, target: targets.Target, unserved: Unserved | None) -> str | None:
     path = f"/apis/autoscaling.k8s.io/v1/namespaces/{_q(target.namespace)}/verticalpodautoscalers"
     try:
         items = await kube.list(path)
@@ -327,6 +357,8 @@ async def find_vpa_update_mode(
     except errors.KubeForbidden as e:
         logger.warning("cannot list VerticalPodAutoscalers, assuming none: %s", e.message)
         return None
+    if unserved is not None:
+        unserved.answered(_VPA_API)
     for vpa in items:
         spec = vpa.get("spec") or {}
         ref = spec.get("targetRef") or {}

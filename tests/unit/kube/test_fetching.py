@@ -4,12 +4,18 @@ Aspects covered:
 
 * an API found not served is remembered for its time to live (injected clock), then asked about again;
   other APIs are not affected;
+* until an API has answered once, concurrent callers take turns: twenty alerts at once cost one 404;
 * a field selector's value cannot add a term: backslash, comma and equals sign are escaped.
 """
 
 from __future__ import annotations
 
-from responder.kube import fetching
+import asyncio
+from typing import Any
+
+from responder import metrics as metrics_mod
+from responder.kube import client, fetching
+from responder.models import settings, targets
 
 
 class Clock:
@@ -38,3 +44,32 @@ def test_a_field_selector_value_cannot_add_a_term() -> None:
     assert fetching._field_value("web") == "web"
     assert fetching._field_value("a,reason=x") == "a\\,reason\\=x"
     assert fetching._field_value("a\\b") == "a\\\\b"
+
+
+class _SlowNotServed:
+    """A transport answering 404 to everything, after a yield to the event loop (so callers overlap)."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    async def send(self, method: str, path: str, **_: Any) -> client.Answer:
+        self.paths.append(path)
+        await asyncio.sleep(0)
+        return client.Answer(status=404, data='{"kind":"Status","code":404}', headers={})
+
+
+async def test_callers_take_turns_until_an_api_has_answered_once() -> None:
+    """A storm's first alerts do not all ask for the VPA API at once: one 404 answers them all."""
+    transport = _SlowNotServed()
+    kube = client.Kube(
+        settings=settings.KubernetesSettings(),
+        metrics=metrics_mod.Metrics(),
+        transport=transport,  # type: ignore[arg-type]  # only send() is reached
+    )
+    unserved = fetching.Unserved()
+    target = targets.Target(targets.WorkloadKind.DEPLOYMENT, "shop", "api")
+    modes = await asyncio.gather(
+        *(fetching.find_vpa_update_mode(kube, target, unserved=unserved) for _ in range(20))
+    )
+    assert modes == [None] * 20
+    assert len(transport.paths) == 1
