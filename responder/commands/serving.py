@@ -149,8 +149,8 @@ async def build_pipeline(
 ) -> tuple[queueing.Handler, app_mod.Readiness, Cleanup]:
     """The real pipeline: Kubernetes client, cluster-wide state, notifiers and the Processor.
 
-    Raises NoCluster when there are no credentials, and `config.SecretError` when a notifier's secret is
-    missing. An unreachable API server is not an error here: /readyz reports it until it answers, so a
+    Raises NoCluster when there are no credentials, `client.UnusableCredentials` when they are configured
+    but broken, and `config.SecretError` when a notifier's secret is missing. An unreachable API server is not an error here: /readyz reports it until it answers, so a
     replica started during a control-plane outage joins as soon as the API server is back.
     """
     from responder.engine import notifying, processing  # noqa: PLC0415
@@ -159,6 +159,8 @@ async def build_pipeline(
 
     try:
         kube = await client.Kube.connect(settings=settings.kubernetes, metrics=metrics)
+    except client.UnusableCredentials:
+        raise  # configured but broken: never "no cluster" (that would plan from labels and claim ready)
     except client.NoCredentials as e:
         raise NoCluster(str(e)) from e
     try:
@@ -268,10 +270,16 @@ async def serve(
         print(f"error: {e}", file=sys.stderr)
         return 2
     from responder import config  # noqa: PLC0415
+    from responder.kube import credentials  # noqa: PLC0415
 
     deduplicator = deduplicating.Deduplicator.from_settings(settings.dedup)
     try:
         handler, readiness, cleanup = await build_pipeline(settings, metrics, deduplicator=deduplicator)
+    except credentials.UnusableCredentials as e:
+        # Not "no cluster": a dry-run that planned from labels here would claim to be ready while the
+        # configuration it was given is broken. Say what is broken and stop (also in dry-run).
+        print(f"error: kubernetes credentials are configured but unusable: {e}", file=sys.stderr)
+        return 2
     except NoCluster as e:
         if settings.mode.value != "dry-run":
             print(f"error: mode enforce needs a cluster, and none is configured: {e}", file=sys.stderr)

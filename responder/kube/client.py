@@ -15,16 +15,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
 from responder import metrics as metrics_mod
-from responder.kube import credentials, errors, retrying, throttling
+from responder.kube import credentials, errors, kubeconfigs, retrying, throttling
 from responder.models import settings
 
 if TYPE_CHECKING:
@@ -41,8 +42,10 @@ __all__ = [
     "Kube",
     "Lines",
     "NoCredentials",
+    "PluginRefresher",
     "StreamingUnsupported",
     "Transport",
+    "UnusableCredentials",
 ]
 
 logger = logging.getLogger(__name__)
@@ -60,6 +63,9 @@ _OK = {200: "object", 201: "object", 202: "object"}
 
 NoCredentials = credentials.NoCredentials
 """No cluster to talk to: no kubeconfig found and not running in a pod (or the kubeconfig is unusable)."""
+
+UnusableCredentials = credentials.UnusableCredentials
+"""Credentials are configured but broken; the message says what is broken."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,6 +176,29 @@ class AiohttpTransport:
         )
 
     async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: list[tuple[str, str]],
+        body: Any,
+        content_type: str,
+        timeout_seconds: float,
+    ) -> Answer:
+        arguments: dict[str, Any] = {
+            "params": params,
+            "body": body,
+            "content_type": content_type,
+            "timeout_seconds": timeout_seconds,
+        }
+        answer = await self._send(method, path, **arguments)
+        # A token file replaced just now (a rotated projected token) is read again at once and the request
+        # retried once; a fixed token or certificate has nothing to renew.
+        if answer.status == 401 and self.credentials.reload_token():
+            answer = await self._send(method, path, **arguments)
+        return answer
+
+    async def _send(
         self,
         method: str,
         path: str,
@@ -303,6 +332,72 @@ class AiohttpTransport:
         await self.session.close()
 
 
+class PluginRefresher:
+    """Keeps kubernetes-asyncio's kubeconfig loader for the client's whole life, so that what an `exec` or
+    `auth-provider` plugin returned is renewed: before a request when the plugin's token is about to expire
+    (its `expirationTimestamp`, with the library's own five-minute margin), every minute for an auth-provider
+    (the library checks the provider's expiry itself), and at once after a 401 (the token was revoked or the
+    plugin gave no expiry: client-go keeps such a token until the server refuses it)."""
+
+    AUTH_PROVIDER_CHECK_SECONDS = 60.0
+
+    def __init__(
+        self, loader: Any, configuration: Any, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.loader = loader
+        self.configuration = configuration
+        self.refreshes = 0
+        self._clock = clock
+        self._checked_at = clock()
+        self._lock = asyncio.Lock()
+
+    @property
+    def token(self) -> str | None:
+        value = self.configuration.api_key.get("BearerToken")
+        return str(value) if value else None
+
+    def _is_exec(self) -> bool:
+        user = getattr(self.loader, "_user", None)
+        return user is not None and "exec" in user
+
+    def is_due(self) -> bool:
+        """Whether the credential must be renewed before the next request."""
+        if self._is_exec():
+            from kubernetes_asyncio.config import kube_config  # noqa: PLC0415 - loaded on this path already
+
+            expiry = getattr(self.loader, "exec_plugin_expiry", None)
+            if not isinstance(expiry, datetime.datetime):
+                return False  # no stated expiry: kept until a 401, as client-go does
+            margin = kube_config.EXPIRY_SKEW_PREVENTION_DELAY
+            return expiry - margin <= datetime.datetime.now(datetime.UTC)
+        return self._clock() - self._checked_at >= self.AUTH_PROVIDER_CHECK_SECONDS
+
+    async def refresh(self, *, refused: str | None = None) -> None:
+        """Renew the credential. `refused` is the Authorization value a 401 came back for: when another
+        request renewed it meanwhile, the plugin is not run again."""
+        async with self._lock:
+            if refused is not None:
+                if self.token != refused:
+                    return
+                # The token was refused before its stated expiry: forget the expiry so the plugin runs.
+                with contextlib.suppress(AttributeError):
+                    del self.loader.exec_plugin_expiry
+            elif not self.is_due():
+                return
+            from kubernetes_asyncio import config as k8s_config  # noqa: PLC0415
+
+            try:
+                await self.loader.load_and_set(self.configuration)
+            except (k8s_config.ConfigException, OSError) as e:
+                raise credentials.UnusableCredentials(f"kubeconfig plugin failed: {e}") from e
+            self._checked_at = self._clock()
+            self.refreshes += 1
+            logger.info(
+                "kubernetes credentials renewed through the kubeconfig plugin",
+                extra={"after_401": refused is not None},
+            )
+
+
 async def _no_lines() -> AsyncIterator[bytes]:
     return
     yield b""  # an async generator that yields nothing
@@ -314,13 +409,14 @@ MAX_STREAMED_LINE_BYTES = 4 * 1024 * 1024
 
 class ApiClientTransport:
     """A kubernetes-asyncio `ApiClient` as transport: for kubeconfig users that authenticate through a plugin
-    (the library runs `exec` and `auth-provider` and refreshes what they return), and for callers that already
-    hold an ApiClient."""
+    (the library runs `exec` and `auth-provider`; `PluginRefresher` renews what they return and a 401 is
+    retried once after renewing), and for callers that already hold an ApiClient."""
 
-    def __init__(self, api: Any) -> None:
+    def __init__(self, api: Any, *, refresher: PluginRefresher | None = None) -> None:
         self.api = api
+        self.refresher = refresher
 
-    async def send(
+    async def _send(
         self,
         method: str,
         path: str,
@@ -350,11 +446,43 @@ class ApiClientTransport:
             )
         return Answer(status=int(status), data=data, headers=headers or {})
 
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: list[tuple[str, str]],
+        body: Any,
+        content_type: str,
+        timeout_seconds: float,
+    ) -> Answer:
+        refresher = self.refresher
+        if refresher is not None and refresher.is_due():
+            await refresher.refresh()
+        used = refresher.token if refresher is not None else None
+        answer = await self._send(
+            method, path, params=params, body=body, content_type=content_type, timeout_seconds=timeout_seconds
+        )
+        if answer.status == 401 and refresher is not None and used is not None:
+            # Once only: a second 401 with a fresh credential is the server's final word.
+            await refresher.refresh(refused=used)
+            answer = await self._send(
+                method,
+                path,
+                params=params,
+                body=body,
+                content_type=content_type,
+                timeout_seconds=timeout_seconds,
+            )
+        return answer
+
     async def read_text(
         self, path: str, *, params: list[tuple[str, str]], limit_bytes: int, timeout_seconds: float
     ) -> Answer:
         from kubernetes_asyncio.client.exceptions import ApiException  # noqa: PLC0415 - only on this path
 
+        if self.refresher is not None and self.refresher.is_due():
+            await self.refresher.refresh()
         try:
             data, status, headers = await self.api.call_api(
                 path,
@@ -391,19 +519,25 @@ class ApiClientTransport:
         await self.api.close()
 
     @classmethod
-    async def from_kubeconfig(cls, path: Path, *, context: str | None) -> ApiClientTransport:
-        """kubernetes-asyncio's own loader for a kubeconfig (runs its `exec`/`auth-provider` plugin)."""
+    async def from_kubeconfig(cls, kubeconfig: kubeconfigs.Kubeconfig, *, context: str) -> ApiClientTransport:
+        """kubernetes-asyncio's own loader on the (merged) kubeconfig: runs its `exec`/`auth-provider`
+        plugin, and is kept to run it again."""
         from kubernetes_asyncio import client as k8s_client  # noqa: PLC0415 - heavy: only on this path
         from kubernetes_asyncio import config as k8s_config  # noqa: PLC0415
 
         configuration = k8s_client.Configuration()
         try:
-            await k8s_config.load_kube_config(
-                config_file=str(path), context=context, client_configuration=configuration
+            loader = await k8s_config.load_kube_config_from_dict(
+                kubeconfig.to_dict(), context=context, client_configuration=configuration
             )
         except (k8s_config.ConfigException, OSError) as e:
-            raise NoCredentials(str(e)) from e
-        return cls(k8s_client.ApiClient(configuration=configuration))
+            raise credentials.UnusableCredentials(
+                f"{kubeconfig.label} (context {context!r}): plugin failed: {e}"
+            ) from e
+        return cls(
+            k8s_client.ApiClient(configuration=configuration),
+            refresher=PluginRefresher(loader, configuration),
+        )
 
 
 def resource_of(path: str) -> str:
@@ -474,7 +608,7 @@ class Kube:
         try:
             found = credentials.load(settings)
         except credentials.NeedsPlugin as e:
-            transport = await ApiClientTransport.from_kubeconfig(e.path, context=e.context)
+            transport = await ApiClientTransport.from_kubeconfig(e.kubeconfig, context=e.context)
             logger.info("kubernetes credentials: %s (through kubernetes-asyncio)", e)
         else:
             transport = AiohttpTransport(found)

@@ -1,13 +1,14 @@
-"""Where the service's Kubernetes credentials come from: a kubeconfig file, or the pod's service account.
+"""Where the service's Kubernetes credentials come from: a kubeconfig, or the pod's service account.
 
 Stage: kube edge. `load` reads `settings.kubernetes` (a kubeconfig file and context), else the in-cluster
 service account (`KUBERNETES_SERVICE_HOST`/`_PORT` and the token and CA under
-/var/run/secrets/kubernetes.io/serviceaccount), else `$KUBECONFIG` (its first file) or ~/.kube/config, and
-returns `Credentials`: the server URL, a TLS context, and a bearer token (fixed, or a file re-read when it
-changes and at least every minute, because bound service-account tokens rotate) or basic auth. Kubeconfig
-users that authenticate through a plugin (`exec`, `auth-provider`) are not handled here: `NeedsPlugin` tells
-the client to use the kubernetes-asyncio loader for them. This module opens no connection and decides nothing
-about incidents.
+/var/run/secrets/kubernetes.io/serviceaccount), else `$KUBECONFIG` (all its files, merged as kubectl merges
+them: `responder.kube.kubeconfigs`) or ~/.kube/config, and returns `Credentials`: the server URL, a TLS
+context, and a bearer token (fixed, or a file re-read when it changes, at least every minute and after a 401,
+because bound service-account tokens rotate) or basic auth. Nothing configured is `NoCredentials`; something
+configured but broken is `UnusableCredentials`, naming what is broken. Kubeconfig users that authenticate
+through a plugin (`exec`, `auth-provider`) are not handled here: `NeedsPlugin` tells the client to use the
+kubernetes-asyncio loader for them. This module opens no connection and decides nothing about incidents.
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ import os
 import ssl
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from responder.kube import kubeconfigs
 from responder.models import settings as settings_mod
 
 __all__ = [
@@ -34,6 +34,8 @@ __all__ = [
     "NeedsPlugin",
     "NoCredentials",
     "TokenFile",
+    "UnusableCredentials",
+    "default_kubeconfigs",
     "from_kubeconfig",
     "in_cluster",
     "load",
@@ -50,12 +52,18 @@ class NoCredentials(Exception):
     """No cluster to talk to: no kubeconfig found and not running in a pod (or the kubeconfig is unusable)."""
 
 
+class UnusableCredentials(NoCredentials):
+    """Credentials are configured but broken (a missing key file, a malformed kubeconfig, a failing plugin):
+    the message says what is broken. Unlike plain `NoCredentials` this is never "no cluster": a dry-run must
+    not fall back to planning from labels and claim to be ready."""
+
+
 class NeedsPlugin(Exception):
     """The kubeconfig's user authenticates through an `exec` or `auth-provider` plugin."""
 
-    def __init__(self, message: str, *, path: Path, context: str | None) -> None:
+    def __init__(self, message: str, *, kubeconfig: kubeconfigs.Kubeconfig, context: str) -> None:
         super().__init__(message)
-        self.path = path
+        self.kubeconfig = kubeconfig
         self.context = context
 
 
@@ -88,6 +96,13 @@ class TokenFile:
         self._read_at = self._clock()
         return token
 
+    def reload(self) -> bool:
+        """Read the file now (after a 401); True when the token changed."""
+        before = self._token
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            self._token = self._read()
+        return self._token != before
+
     def current(self) -> str:
         try:
             changed = self.path.stat().st_mtime_ns != self._mtime_ns
@@ -115,6 +130,10 @@ class Credentials:
     """The name the server certificate is checked against when it differs from the URL's host."""
     proxy_url: str | None = None
     """The kubeconfig cluster's `proxy-url`; without it HTTPS_PROXY/NO_PROXY from the environment apply."""
+
+    def reload_token(self) -> bool:
+        """After a 401: read a token file again; True when there is a new token worth one more try."""
+        return self.token_file is not None and self.token_file.reload()
 
     def authorization(self) -> str | None:
         """The Authorization header value, or None when the client certificate (or nothing) authenticates."""
@@ -167,7 +186,7 @@ def _data(value: Any, what: str) -> bytes:
     try:
         return base64.b64decode(str(value), validate=False)
     except ValueError as e:
-        raise NoCredentials(f"{what} is not base64: {e}") from e
+        raise UnusableCredentials(f"{what} is not base64: {e}") from e
 
 
 def in_cluster(
@@ -181,15 +200,15 @@ def in_cluster(
     if not host:
         return None
     if not port:
-        raise NoCredentials("KUBERNETES_SERVICE_HOST is set but KUBERNETES_SERVICE_PORT is not")
+        raise UnusableCredentials("KUBERNETES_SERVICE_HOST is set but KUBERNETES_SERVICE_PORT is not")
     token_path, ca_path = directory / "token", directory / "ca.crt"
     try:
         token_file = TokenFile(token_path)
         context = _ssl_context(ca_file=ca_path)
     except (OSError, ssl.SSLError, UnicodeDecodeError) as e:
-        raise NoCredentials(f"in-cluster service account unusable ({directory}): {e}") from e
+        raise UnusableCredentials(f"in-cluster service account unusable ({directory}): {e}") from e
     if not token_file.current():
-        raise NoCredentials(f"in-cluster service-account token {token_path} is empty")
+        raise UnusableCredentials(f"in-cluster service-account token {token_path} is empty")
     bracketed = f"[{host}]" if ":" in host else host
     return Credentials(
         server=f"https://{bracketed}:{port}",
@@ -199,86 +218,90 @@ def in_cluster(
     )
 
 
-def _named(entries: Any, name: str, kind: str, path: Path) -> dict[str, Any]:
-    for entry in entries or []:
-        if isinstance(entry, dict) and entry.get("name") == name and isinstance(entry.get(kind), dict):
-            found: dict[str, Any] = entry[kind]
-            return found
-    raise NoCredentials(f"{path}: no {kind} named {name!r}")
+def from_kubeconfig(
+    source: Path | Sequence[Path] | kubeconfigs.Kubeconfig, *, context: str | None = None
+) -> Credentials:
+    """Credentials of one context (`context`, else the current-context) of a kubeconfig: one file, several
+    files merged as kubectl merges `$KUBECONFIG`, or an already merged `Kubeconfig`.
 
-
-def from_kubeconfig(path: Path, *, context: str | None = None) -> Credentials:
-    """Credentials of one context (`context`, else the file's current-context) of a kubeconfig file.
-
-    Relative file names in it are relative to the kubeconfig's directory, as kubectl reads them. Raises
-    `NeedsPlugin` for a user with `exec` or `auth-provider`, `NoCredentials` when the file is unusable.
+    Relative file names are relative to the directory of the file that defined the entry, as kubectl reads
+    them. Raises `NeedsPlugin` for a user with `exec` or `auth-provider`, `UnusableCredentials` when the
+    configuration is broken (naming what is broken).
     """
+    if isinstance(source, kubeconfigs.Kubeconfig):
+        merged = source
+    else:
+        paths = [source] if isinstance(source, Path) else list(source)
+        try:
+            merged = kubeconfigs.read(paths)
+        except FileNotFoundError as e:
+            raise UnusableCredentials(f"kubeconfig {e}: no such file") from e
+        except kubeconfigs.BadKubeconfig as e:
+            raise UnusableCredentials(str(e)) from e
     try:
-        document = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise NoCredentials(f"kubeconfig {path}: {e}") from e
-    if not isinstance(document, dict):
-        raise NoCredentials(f"kubeconfig {path}: not a kubeconfig (no mapping at the top)")
-    name = context or document.get("current-context")
-    if not name:
-        raise NoCredentials(f"kubeconfig {path}: no current-context and no context configured")
-    ctx = _named(document.get("contexts"), str(name), "context", path)
-    cluster = _named(document.get("clusters"), str(ctx.get("cluster") or ""), "cluster", path)
-    user: dict[str, Any] = {}
-    if ctx.get("user"):
-        user = _named(document.get("users"), str(ctx["user"]), "user", path)
+        chosen = merged.select(context)
+    except kubeconfigs.BadKubeconfig as e:
+        raise UnusableCredentials(str(e)) from e
+    cluster = chosen.cluster.fields
+    user = chosen.user.fields if chosen.user is not None else {}
+    label = chosen.label
     if user.get("exec") or user.get("auth-provider"):
         raise NeedsPlugin(
-            f"kubeconfig {path}: user {ctx.get('user')!r} authenticates through a plugin",
-            path=path,
-            context=str(name),
+            f"{label}: user {chosen.user.name if chosen.user else ''!r} authenticates through a plugin",
+            kubeconfig=merged,
+            context=chosen.context.name,
         )
-
-    def file(value: Any) -> Path:
-        return (path.parent / os.path.expanduser(str(value))).resolve()
 
     server = str(cluster.get("server") or "").rstrip("/")
     if not server.startswith(("https://", "http://")):
-        raise NoCredentials(f"kubeconfig {path}: cluster {ctx.get('cluster')!r} has no https server")
+        raise UnusableCredentials(f"{label}: cluster {chosen.cluster.name!r} has no https server")
     try:
         context_ssl: ssl.SSLContext | None = None
         if server.startswith("https://"):
-            cert: tuple[bytes, bytes] | tuple[Path, Path] | None = None
+            cert: tuple[bytes, bytes] | None = None
             has_cert = user.get("client-certificate-data") or user.get("client-certificate")
             has_key = user.get("client-key-data") or user.get("client-key")
             if has_cert and has_key:
+                assert chosen.user is not None
+                certificate_file = chosen.user.file("client-certificate")
+                key_file = chosen.user.file("client-key")
                 certificate = (
                     _data(user["client-certificate-data"], "client-certificate-data")
                     if user.get("client-certificate-data")
-                    else file(user["client-certificate"]).read_bytes()
+                    else certificate_file.read_bytes()
+                    if certificate_file
+                    else b""
                 )
                 key = (
                     _data(user["client-key-data"], "client-key-data")
                     if user.get("client-key-data")
-                    else file(user["client-key"]).read_bytes()
+                    else key_file.read_bytes()
+                    if key_file
+                    else b""
                 )
                 cert = (certificate, key)
             elif has_cert or has_key:
-                raise NoCredentials(
-                    f"kubeconfig {path}: a client certificate needs both the certificate and key"
-                )
+                raise UnusableCredentials(f"{label}: a client certificate needs both the certificate and key")
             ca_data = cluster.get("certificate-authority-data")
-            ca_file = cluster.get("certificate-authority")
+            ca_file = chosen.cluster.file("certificate-authority")
             context_ssl = _ssl_context(
-                ca_file=file(ca_file) if ca_file and not ca_data else None,
+                ca_file=ca_file if ca_file and not ca_data else None,
                 ca_data=_data(ca_data, "certificate-authority-data").decode("ascii") if ca_data else None,
                 cert=cert,
-                insecure=bool(cluster.get("insecure-skip-tls-verify")),
+                insecure=cluster.get("insecure-skip-tls-verify") is True,
             )
         token_file = None
         if not user.get("token") and user.get("tokenFile"):
-            token_file = TokenFile(file(user["tokenFile"]))
+            assert chosen.user is not None
+            path = chosen.user.file("tokenFile")
+            assert path is not None
+            token_file = TokenFile(path)
     except (OSError, ssl.SSLError, UnicodeDecodeError, ValueError) as e:
-        raise NoCredentials(f"kubeconfig {path} (context {name!r}): {e}") from e
+        raise UnusableCredentials(f"{label}: {e}") from e
     return Credentials(
         server=server,
         ssl_context=context_ssl,
-        source=f"kubeconfig {path} (context {name!r})",
+        source=label,
         token=str(user["token"]) if user.get("token") else None,
         token_file=token_file,
         username=str(user["username"]) if user.get("username") is not None else None,
@@ -288,13 +311,11 @@ def from_kubeconfig(path: Path, *, context: str | None = None) -> Credentials:
     )
 
 
-def default_kubeconfig(*, environ: Mapping[str, str] | None = None) -> Path:
-    """`$KUBECONFIG`'s first file, else ~/.kube/config."""
+def default_kubeconfigs(*, environ: Mapping[str, str] | None = None) -> list[Path]:
+    """`$KUBECONFIG`'s files (merged as kubectl merges them), else ~/.kube/config."""
     environ = os.environ if environ is None else environ
-    listed = [entry for entry in environ.get("KUBECONFIG", "").split(os.pathsep) if entry]
-    if listed:
-        return Path(os.path.expanduser(listed[0]))
-    return Path(os.path.expanduser("~/.kube/config"))
+    listed = kubeconfigs.split_paths(environ.get("KUBECONFIG", ""))
+    return listed or [Path(os.path.expanduser("~/.kube/config"))]
 
 
 def load(
@@ -303,14 +324,19 @@ def load(
     environ: Mapping[str, str] | None = None,
     directory: Path | None = None,
 ) -> Credentials:
-    """The configured kubeconfig, else in-cluster, else the default kubeconfig. Raises `NoCredentials` when
-    there is none, `NeedsPlugin` when the chosen kubeconfig user needs a plugin."""
+    """The configured kubeconfig, else in-cluster, else the default kubeconfig(s). Raises `NoCredentials`
+    when there is none, `UnusableCredentials` when the one found is broken, `NeedsPlugin` when the chosen
+    kubeconfig user needs a plugin."""
     if kubernetes.kubeconfig:
-        return from_kubeconfig(Path(os.path.expanduser(kubernetes.kubeconfig)), context=kubernetes.context)
+        configured = Path(os.path.expanduser(kubernetes.kubeconfig))
+        if not configured.is_file():
+            raise UnusableCredentials(f"kubernetes.kubeconfig {configured}: no such file")
+        return from_kubeconfig(configured, context=kubernetes.context)
     found = in_cluster(environ=environ, directory=directory)
     if found is not None:
         return found
-    path = default_kubeconfig(environ=environ)
-    if not path.is_file():
-        raise NoCredentials(f"no kubeconfig ({path} does not exist) and not running in a cluster")
-    return from_kubeconfig(path, context=kubernetes.context)
+    paths = default_kubeconfigs(environ=environ)
+    if not any(path.is_file() for path in paths):
+        listed = os.pathsep.join(str(path) for path in paths)
+        raise NoCredentials(f"no kubeconfig ({listed} does not exist) and not running in a cluster")
+    return from_kubeconfig(paths, context=kubernetes.context)

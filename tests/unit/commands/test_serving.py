@@ -3,7 +3,9 @@
 Covers: with the example config and a token in the environment it starts, answers a webhook with 202, explains
 on /readyz that it plans from labels only, logs one JSON object per webhook and the decisions in batches, and exits 0
 on SIGTERM after draining; label-only decisions are written in batches (full, soon after the first, or at
-shutdown) listing every occurrence once; without the token it refuses to start (exit 2) naming what to set.
+shutdown) listing every occurrence once; without the token it refuses to start (exit 2) naming what to set; a
+kubeconfig that is configured but broken (malformed, a missing key file, a failing exec plugin) stops it with
+one line naming what is broken (exit 2), also in dry-run: never the label-only fallback that claims to be ready.
 """
 
 from __future__ import annotations
@@ -163,3 +165,48 @@ async def test_a_partial_batch_is_written_soon_without_shutdown(caplog: pytest.L
     await asyncio.sleep(0)
     [record] = caplog.records
     assert record.decisions == [{"occurrence_id": "a@t", "decision": "would_do"}]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("kubeconfig", "message"),
+    [
+        pytest.param("current-context: x\ncontexts: 5\n", "contexts must be a list", id="contexts-5"),
+        pytest.param(
+            "current-context: main\n"
+            "contexts: [{name: main, context: {cluster: c, user: u}}]\n"
+            "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+            "users: [{name: u, user: {client-certificate: gone.crt, client-key: gone.key}}]\n",
+            "gone.crt",
+            id="missing-key-file",
+        ),
+        pytest.param(
+            "current-context: main\n"
+            "contexts: [{name: main, context: {cluster: c, user: u}}]\n"
+            "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+            "users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1beta1, "
+            "command: 'false'}}}]\n",
+            "plugin failed",
+            id="failing-exec-plugin",
+        ),
+    ],
+)
+async def test_a_broken_kubeconfig_in_dry_run_is_named_and_not_served_as_label_only(
+    tmp_path: Path, kubeconfig: str, message: str
+) -> None:
+    path = tmp_path / "config"
+    path.write_text(kubeconfig)
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"},
+        "OOM_RESPONDER_WEBHOOK_TOKEN": "dev-token",
+        "KUBECONFIG": str(path),
+    }
+    process = await _start(env)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    text = stderr.decode()
+    assert process.returncode == 2, text
+    [line] = [line for line in text.splitlines() if line.startswith("error:")]
+    assert "kubernetes credentials are configured but unusable" in line
+    assert message in line
+    assert str(path) in line
+    assert "Traceback" not in text
+    assert "planning from labels only" not in text

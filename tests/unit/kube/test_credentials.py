@@ -6,7 +6,12 @@ every minute even when it does not, a failed re-read keeps the last token; the o
 kubeconfig, in-cluster, `$KUBECONFIG`'s first file, ~/.kube/config) and `NoCredentials` when there is none;
 kubeconfig parsing (context choice, relative and inline certificates, token file, basic auth,
 insecure-skip-tls-verify, tls-server-name, proxy-url, a plugin user handed over); `Kube.connect` raising
-`client.NoCredentials` with nothing to connect to. The clock is injected; nothing sleeps.
+`client.NoCredentials` with nothing to connect to; `$KUBECONFIG=a:b` merged as kubectl merges it (missing files
+skipped, the first file to name an entry or set current-context wins, relative names resolved against the
+defining file, an absolute-path document for kubernetes-asyncio); what kubectl refuses is refused with one
+clear error (`insecure-skip-tls-verify: "false"`, skip-verify with a CA, `contexts: 5` and other wrong shapes);
+nothing configured (`NoCredentials`) is told apart from something broken (`UnusableCredentials`). The clock
+is injected; nothing sleeps.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from responder import metrics as metrics_mod
-from responder.kube import client, credentials
+from responder.kube import client, credentials, kubeconfigs
 from responder.models import settings
 
 
@@ -206,7 +211,9 @@ def test_in_cluster_credentials_win_over_the_default_kubeconfig(
     assert found.server == "https://10.0.0.1:443"
 
 
-def test_outside_a_pod_the_first_file_of_kubeconfig_is_read(tmp_path: Path, service_account: Path) -> None:
+def test_outside_a_pod_the_first_file_of_kubeconfig_wins_for_a_name_both_define(
+    tmp_path: Path, service_account: Path
+) -> None:
     first = _kubeconfig(tmp_path / "first", cluster={"server": "https://first:6443"}, user={})
     second = _kubeconfig(tmp_path / "second", cluster={"server": "https://second:6443"}, user={})
     found = credentials.load(
@@ -349,7 +356,7 @@ def test_a_named_context_is_used_instead_of_the_current_one_and_a_plugin_user_is
     assert credentials.from_kubeconfig(kubeconfig).authorization() == "Bearer t"
     with pytest.raises(credentials.NeedsPlugin) as raised:
         credentials.from_kubeconfig(kubeconfig, context="other")
-    assert raised.value.path == kubeconfig
+    assert raised.value.kubeconfig.sources == (kubeconfig,)
     assert raised.value.context == "other"
 
 
@@ -377,3 +384,216 @@ def test_an_unusable_kubeconfig_is_no_credential(tmp_path: Path, document: str, 
     path.write_text(document)
     with pytest.raises(credentials.NoCredentials, match=message):
         credentials.from_kubeconfig(path)
+
+
+# ---- several kubeconfig files, merged as kubectl merges them ------------------------------------------
+
+
+def _document(
+    *, clusters: dict[str, Any], users: dict[str, Any], contexts: dict[str, Any], current: str | None
+) -> str:
+    document: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": n, "cluster": c} for n, c in clusters.items()],
+        "users": [{"name": n, "user": u} for n, u in users.items()],
+        "contexts": [{"name": n, "context": c} for n, c in contexts.items()],
+    }
+    if current is not None:
+        document["current-context"] = current
+    return yaml.safe_dump(document)
+
+
+def test_kubeconfig_a_colon_b_finds_a_context_whose_cluster_and_user_live_in_the_second_file(
+    tmp_path: Path, service_account: Path
+) -> None:
+    first_dir, second_dir = tmp_path / "one", tmp_path / "two"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    (second_dir / "token").write_text("second-token\n")
+    first = first_dir / "config"
+    first.write_text(
+        _document(
+            clusters={"c1": {"server": "https://one:6443"}},
+            users={"u1": {"token": "one-token"}},
+            contexts={"ctx-one": {"cluster": "c1", "user": "u1"}},
+            current=None,
+        )
+    )
+    second = second_dir / "config"
+    second.write_text(
+        _document(
+            clusters={"c2": {"server": "https://two:6443"}},
+            users={"u2": {"tokenFile": "token"}},  # relative to the second file's directory
+            contexts={"ctx-two": {"cluster": "c2", "user": "u2"}},
+            current="ctx-two",
+        )
+    )
+    environ = {"KUBECONFIG": os.pathsep.join([str(tmp_path / "absent"), str(first), str(second)])}
+    found = credentials.load(settings.KubernetesSettings(), environ=environ, directory=service_account)
+    assert found.server == "https://two:6443"
+    assert found.authorization() == "Bearer second-token"
+    chosen = credentials.load(
+        settings.KubernetesSettings(context="ctx-one"), environ=environ, directory=service_account
+    )
+    assert chosen.server == "https://one:6443"
+    assert chosen.authorization() == "Bearer one-token"
+
+
+def test_the_first_file_that_sets_current_context_wins_and_the_first_to_name_an_entry_wins(
+    tmp_path: Path,
+) -> None:
+    first, second, third = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    first.write_text(
+        _document(clusters={"c": {"server": "https://a:6443"}}, users={}, contexts={}, current=None)
+    )
+    second.write_text(
+        _document(
+            clusters={"c": {"server": "https://b:6443"}},
+            users={"u": {"token": "b"}},
+            contexts={"ctx": {"cluster": "c", "user": "u"}},
+            current="ctx",
+        )
+    )
+    third.write_text(
+        _document(
+            clusters={},
+            users={"u": {"token": "c"}},
+            contexts={"other": {"cluster": "c", "user": "u"}},
+            current="other",
+        )
+    )
+    merged = kubeconfigs.read([first, second, third])
+    assert merged.current_context == "ctx"
+    found = credentials.from_kubeconfig(merged)
+    assert found.server == "https://a:6443"
+    assert found.authorization() == "Bearer b"
+    assert sorted(merged.contexts) == ["ctx", "other"]
+
+
+def test_the_merged_document_for_kubernetes_asyncio_has_absolute_file_names(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / "sub" / "config"
+    path.write_text(
+        _document(
+            clusters={"c": {"server": "https://a:6443", "certificate-authority": "ca.crt"}},
+            users={"u": {"exec": {"command": "./bin/get-token", "apiVersion": "v1"}}},
+            contexts={"ctx": {"cluster": "c", "user": "u"}},
+            current="ctx",
+        )
+    )
+    document = kubeconfigs.read([path]).to_dict()
+    assert document["clusters"][0]["cluster"]["certificate-authority"] == str(tmp_path / "sub" / "ca.crt")
+    assert document["users"][0]["user"]["exec"]["command"] == str(tmp_path / "sub" / "bin" / "get-token")
+    assert document["current-context"] == "ctx"
+
+
+# ---- what kubectl refuses is refused, with a clear message ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cluster", "message"),
+    [
+        pytest.param(
+            {"server": "https://api:6443", "insecure-skip-tls-verify": "false"},
+            r"insecure-skip-tls-verify must be true or false \(a YAML boolean\), not str 'false'",
+            id="string-false",
+        ),
+        pytest.param(
+            {"server": "https://api:6443", "insecure-skip-tls-verify": "true"},
+            "insecure-skip-tls-verify must be true or false",
+            id="string-true",
+        ),
+        pytest.param(
+            {
+                "server": "https://api:6443",
+                "insecure-skip-tls-verify": True,
+                "certificate-authority-data": base64.b64encode(b"ca").decode(),
+            },
+            "specifying a root certificates file with the insecure flag is not allowed",
+            id="skip-verify-with-ca-data",
+        ),
+        pytest.param(
+            {"server": "https://api:6443", "insecure-skip-tls-verify": True, "certificate-authority": "ca"},
+            "specifying a root certificates file with the insecure flag is not allowed",
+            id="skip-verify-with-ca-file",
+        ),
+    ],
+)
+def test_tls_flags_kubectl_refuses_are_refused_never_read_as_skip_verify(
+    tmp_path: Path, cluster: dict[str, Any], message: str
+) -> None:
+    kubeconfig = _kubeconfig(tmp_path / "config", cluster=cluster, user={"token": "t"})
+    with pytest.raises(credentials.UnusableCredentials, match=message):
+        credentials.from_kubeconfig(kubeconfig)
+
+
+def test_insecure_skip_tls_verify_false_keeps_verification_on(tmp_path: Path) -> None:
+    kubeconfig = _kubeconfig(
+        tmp_path / "config",
+        cluster={"server": "https://api:6443", "insecure-skip-tls-verify": False},
+        user={"token": "t"},
+    )
+    found = credentials.from_kubeconfig(kubeconfig)
+    assert found.ssl_context is not None
+    assert found.ssl_context.verify_mode == ssl.CERT_REQUIRED
+    assert found.ssl_context.check_hostname
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        pytest.param("current-context: x\ncontexts: 5\n", r"contexts must be a list .* not int 5", id="int"),
+        pytest.param("clusters: {c: {server: x}}\n", "clusters must be a list", id="mapping"),
+        pytest.param("users: [5]\n", r"users\[0\] must be a mapping", id="entry-not-mapping"),
+        pytest.param("contexts: [{context: {}}]\n", r"contexts\[0\].name must be", id="no-name"),
+        pytest.param("clusters: [{name: c, cluster: [1]}]\n", r"\.cluster must be a mapping", id="list"),
+        pytest.param(
+            "clusters: [{name: c, cluster: {server: 6443}}]\n", "server must be a string", id="int-server"
+        ),
+        pytest.param("users: [{name: u, user: {exec: run}}]\n", "exec must be a mapping", id="exec-string"),
+        pytest.param("current-context: [a]\n", "current-context must be a string", id="context-list"),
+    ],
+)
+def test_a_malformed_kubeconfig_is_one_clear_error_not_a_traceback(
+    tmp_path: Path, document: str, message: str
+) -> None:
+    path = tmp_path / "config"
+    path.write_text(document)
+    with pytest.raises(credentials.UnusableCredentials, match=message) as raised:
+        credentials.from_kubeconfig(path)
+    assert str(path) in str(raised.value)
+
+
+def test_nothing_configured_is_no_credentials_but_something_broken_is_unusable(
+    tmp_path: Path, service_account: Path
+) -> None:
+    with pytest.raises(credentials.NoCredentials) as nothing:
+        credentials.load(
+            settings.KubernetesSettings(),
+            environ={"KUBECONFIG": str(tmp_path / "absent")},
+            directory=service_account,
+        )
+    assert not isinstance(nothing.value, credentials.UnusableCredentials)
+    with pytest.raises(credentials.UnusableCredentials, match="no such file"):
+        credentials.load(
+            settings.KubernetesSettings(kubeconfig=str(tmp_path / "absent")),
+            environ={},
+            directory=service_account,
+        )
+    broken = _kubeconfig(
+        tmp_path / "config",
+        cluster={"server": "https://api:6443"},
+        user={"client-certificate": "missing.crt", "client-key": "missing.key"},
+    )
+    with pytest.raises(credentials.UnusableCredentials, match=r"missing\.crt"):
+        credentials.load(
+            settings.KubernetesSettings(), environ={"KUBECONFIG": str(broken)}, directory=service_account
+        )
+    (service_account / "token").unlink()
+    with pytest.raises(credentials.UnusableCredentials, match="service account"):
+        credentials.load(
+            settings.KubernetesSettings(),
+            environ={"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"},
+            directory=service_account,
+        )
