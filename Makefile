@@ -12,3 +12,9 @@ bench-quick:
 
 bench-report:
 	$(PYTHON) -m bench.report
+
+# The chart's values.schema.json validates `config` with the settings model's own schema: regenerate it after
+# adding or changing a settings field (tests/unit/test_chart_schema.py fails until you do).
+.PHONY: chart-schema
+chart-schema:
+	$(PYTHON) scripts/chart-schema

@@ -7,6 +7,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+import responder
+
 __all__ = ["main"]
 
 # name → (module under responder.commands, help). Command modules keep heavy imports inside run(), so
@@ -30,6 +32,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="oom-responder", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {responder.__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in _COMMANDS.items():
         module = importlib.import_module(f"responder.commands.{module_name}")

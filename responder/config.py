@@ -7,9 +7,12 @@ The edge between the file system and `responder.models.settings`: YAML in, a val
 from __future__ import annotations
 
 import base64
+import contextlib
+import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pydantic
@@ -21,6 +24,7 @@ __all__ = [
     "CONFIG_ENV",
     "ConfigError",
     "SecretError",
+    "SecretFile",
     "describe_errors",
     "format_location",
     "load_for_command",
@@ -29,6 +33,8 @@ __all__ = [
     "prometheus_authorization",
     "read_secret",
 ]
+
+logger = logging.getLogger(__name__)
 
 CONFIG_ENV = "OOM_RESPONDER_CONFIG"
 """Environment variable naming the config file when `--config` is not given."""
@@ -162,3 +168,52 @@ def prometheus_authorization(
         return "Basic " + base64.b64encode(raw).decode("ascii")
     token = read_secret(file=config.bearer_token_file, env=config.bearer_token_env, environ=environ)
     return f"Bearer {token}" if token else None
+
+
+class SecretFile:
+    """A secret kept in a file that may be replaced while the service runs (a mounted Secret: the kubelet
+    swaps the files when the Secret changes), so rotation needs no restart.
+
+    `current()` looks at the file at most every `check_seconds` and reads it again when its modification time
+    changed. A re-read that fails or finds the file empty keeps the last value (the kubelet's swap is atomic,
+    so such a failure is passing); the first read must succeed (`SecretError`).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        check_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = Path(path)
+        self.check_seconds = check_seconds
+        self._clock = clock
+        self._checked_at = clock()
+        self._mtime_ns = self._stat()
+        value = read_secret(file=str(self.path), env=None)
+        assert value is not None  # read_secret raises for an unreadable or empty file
+        self._value = value
+
+    def _stat(self) -> int:
+        try:
+            return self.path.stat().st_mtime_ns
+        except OSError:
+            return -1
+
+    def current(self) -> str:
+        now = self._clock()
+        if now - self._checked_at < self.check_seconds:
+            return self._value
+        self._checked_at = now
+        mtime_ns = self._stat()
+        if mtime_ns == self._mtime_ns or mtime_ns < 0:
+            return self._value
+        with contextlib.suppress(SecretError):
+            value = read_secret(file=str(self.path), env=None)
+            if value is not None:
+                self._mtime_ns = mtime_ns
+                if value != self._value:
+                    logger.info("secret file changed: using the new value", extra={"path": str(self.path)})
+                self._value = value
+        return self._value

@@ -319,7 +319,13 @@ async def serve(
             # webhook acknowledgements. Collect first so that start-up garbage is freed, not frozen.
             gc.collect()
             gc.freeze()
-            await site.start()
+            try:
+                await site.start()
+            except OSError as e:
+                # A busy port or an address this host does not have: one line, not a traceback.
+                where = f"{host or settings.server.host}:{settings.server.port if port is None else port}"
+                print(f"error: cannot listen on {where}: {e.strerror or e}", file=sys.stderr)
+                return 2
             addresses = [f"{a[0]}:{a[1]}" for a in runner.addresses if isinstance(a, tuple)]
             logger.info(
                 "listening",

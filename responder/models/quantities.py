@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["format_bytes", "parse_bytes"]
+__all__ = ["QUANTITY_PATTERN", "format_bytes", "parse_bytes"]
 
 _SUFFIXES: dict[str, int] = {
     "": 1,
@@ -25,7 +25,10 @@ _SUFFIXES: dict[str, int] = {
     "Pi": 2**50,
     "Ei": 2**60,
 }
-_QUANTITY = re.compile(r"^\s*([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)\s*(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?\s*$")
+QUANTITY_PATTERN = r"^\s*([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)\s*(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?\s*$"
+"""What a memory quantity looks like (also the chart schema's pattern for one)."""
+
+_QUANTITY = re.compile(QUANTITY_PATTERN)
 
 
 def parse_bytes(quantity: str | int) -> int:

@@ -57,7 +57,21 @@ def _memory(value: Any) -> int:
     return quantities.parse_bytes(value)
 
 
-MemoryBytes = Annotated[int, pydantic.BeforeValidator(_memory), Field(ge=0)]
+MemoryBytes = Annotated[
+    int,
+    pydantic.BeforeValidator(_memory),
+    Field(ge=0),
+    # The file holds a quantity or a byte count; the schema (the chart's values.schema.json) says so.
+    pydantic.WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": quantities.QUANTITY_PATTERN},
+            ],
+            "description": 'A memory quantity: "512Mi", "2Gi" or bytes.',
+        }
+    ),
+]
 """A memory quantity: "512Mi", "2Gi" or bytes, held as bytes."""
 
 
@@ -183,6 +197,13 @@ class Matcher(_Frozen):
     op: Literal["=", "!=", "=~", "!~"]
     value: str
 
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: Any, handler: pydantic.GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        # The file writes a matcher as one string; the object form is accepted too.
+        return {"anyOf": [{"type": "string", "pattern": _MATCHER.pattern}, handler(core_schema)]}
+
     @pydantic.model_validator(mode="before")
     @classmethod
     def _parse(cls, data: Any) -> Any:
@@ -276,6 +297,15 @@ class ActionSpec(_Frozen):
     rollout_restart: RolloutRestart | None = None
     capture_diagnostics: CaptureDiagnostics | None = None
     escalate: Escalate | None = None
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: Any, handler: pydantic.GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        # `- evict_pod` (a bare name) or a one-key mapping; `_exactly_one` is not expressible beyond that.
+        names = sorted(cls.model_fields)
+        mapping = handler(core_schema)
+        return {"anyOf": [{"enum": names}, mapping]}
 
     @pydantic.model_validator(mode="before")
     @classmethod

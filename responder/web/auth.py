@@ -1,7 +1,8 @@
 """Webhook authentication: bearer token and/or basic auth, compared in constant time.
 
-Secrets are read once at start from files or environment variables (through `responder.config`), never
-from the YAML. A missing secret where auth is required is a start-up error, not an open door.
+Secrets are read at start from files or environment variables (through `responder.config`), never from the
+YAML; a bearer token file is followed afterwards (re-read when it changes), so rotating the Secret needs no
+restart. A missing secret where auth is required is a start-up error, not an open door.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import base64
 import binascii
 import hmac
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 from responder import config
 from responder.models import settings
@@ -29,11 +31,14 @@ class Authenticator:
         self,
         *,
         bearer_token: str | None = None,
+        bearer_token_file: config.SecretFile | None = None,
         basic_username: str | None = None,
         basic_password: str | None = None,
         disabled: bool = False,
     ) -> None:
-        self._token = bearer_token.encode() if bearer_token else None
+        self._fixed_token = bearer_token.encode() if bearer_token else None
+        # A token file (a mounted Secret) is followed while the service runs: rotation needs no restart.
+        self._token_file = bearer_token_file
         self._basic = (
             (basic_username.encode(), basic_password.encode()) if basic_username and basic_password else None
         )
@@ -51,9 +56,19 @@ class Authenticator:
         self.challenge = ", ".join(f'{scheme} realm="oom-responder"' for scheme in schemes) or "none"
         self.challenge_hint = f"send an Authorization header ({' or '.join(schemes) or 'none needed'})"
 
+    @property
+    def _token(self) -> bytes | None:
+        if self._token_file is not None:
+            return self._token_file.current().encode()
+        return self._fixed_token
+
     @classmethod
     def from_settings(
-        cls, auth: settings.AuthSettings, *, environ: Mapping[str, str] | None = None
+        cls,
+        auth: settings.AuthSettings,
+        *,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> Authenticator:
         """Read the secrets `auth` points at; raise AuthError naming what is missing."""
         if auth.mode == "none":
@@ -62,11 +77,14 @@ class Authenticator:
             )
             return cls(disabled=True)
         token = password = None
+        token_file: config.SecretFile | None = None
         try:
             if auth.mode in ("bearer", "bearer-or-basic"):
-                token = config.read_secret(
-                    file=auth.bearer_token_file, env=auth.bearer_token_env, environ=environ
-                )
+                if auth.bearer_token_file:
+                    token_file = config.SecretFile(auth.bearer_token_file, clock=clock)
+                    token = token_file.current()
+                else:
+                    token = config.read_secret(file=None, env=auth.bearer_token_env, environ=environ)
                 if token is None:
                     raise AuthError(
                         f"auth.mode is {auth.mode} but no bearer token was found: set "
@@ -85,7 +103,12 @@ class Authenticator:
                     )
         except config.SecretError as e:
             raise AuthError(str(e)) from e
-        return cls(bearer_token=token, basic_username=auth.basic_username, basic_password=password)
+        return cls(
+            bearer_token=token,
+            bearer_token_file=token_file,
+            basic_username=auth.basic_username,
+            basic_password=password,
+        )
 
     def authorization(self) -> str | None:
         """An Authorization header this service accepts (None when auth is disabled): for handing alerts off

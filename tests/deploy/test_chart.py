@@ -13,11 +13,24 @@ Aspects covered:
 * RBAC as one ClusterRole, or as one Role per listed namespace with the same rules, never wildcards or
   Secrets; the state ConfigMap's rule restricted by resourceNames except `create`;
 * the optional ServiceMonitor, NetworkPolicy (Alertmanager and Prometheus only) and PrometheusRule (the
-  unit-tested rules, runbook address replaced).
+  unit-tested rules, runbook address replaced);
+* the conventions of kube-prometheus-stack / bitnami charts: `helm template` and `helm lint` without
+  `--kube-version`; the schema generated from the settings model refuses a config typo at install; the
+  Grafana dashboard ConfigMap for the sidecar (off by default); additionalLabels and relabelings on the
+  ServiceMonitor and PrometheusRule; extraEnv/extraVolumes/extraVolumeMounts; security contexts overridable
+  (OpenShift); a webhook Secret the chart creates, with a checksum that rolls the pods; the `helm test` hook
+  (outside the Service's selector; its script passes against a real `serve` and fails with a wrong token);
+  a chart README that lists every value.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
+import os
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -338,7 +351,8 @@ def test_no_prometheus_by_default(default_docs: list[dict[str, Any]]) -> None:
 
 def test_optional_objects_are_off_by_default(default_docs: list[dict[str, Any]]) -> None:
     kinds = {d["kind"] for d in default_docs}
-    assert not kinds & {"ServiceMonitor", "NetworkPolicy", "PrometheusRule"}
+    assert not kinds & {"ServiceMonitor", "NetworkPolicy", "PrometheusRule", "Secret"}
+    assert [d["metadata"]["name"] for d in _kinds(default_docs, "ConfigMap")] == ["responder-oom-responder"]
 
 
 def test_service_monitor_scrapes_the_metrics_port(custom_docs: list[dict[str, Any]]) -> None:
@@ -355,14 +369,24 @@ def test_network_policy_admits_only_alertmanager_prometheus_and_the_other_replic
     policy = _one(custom_docs, "NetworkPolicy")
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     (ingress,) = policy["spec"]["ingress"]
-    apps = [peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for peer in ingress["from"]]
+    *peers, helm_test = ingress["from"]
+    apps = [peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for peer in peers]
     assert apps == ["alertmanager", "prometheus", "oom-responder"]
-    alertmanager, prometheus, replicas = ingress["from"]
+    alertmanager, prometheus, replicas = peers
     assert "namespaceSelector" in alertmanager and "namespaceSelector" in prometheus
     # A replica shutting down hands what it could not finish to a live one (server.handoff_url), in its own
     # namespace only (no namespaceSelector) and only this release's pods.
     assert "namespaceSelector" not in replicas
     assert replicas["podSelector"]["matchLabels"] == policy["spec"]["podSelector"]["matchLabels"]
+    # `helm test`'s own pod, in the release's namespace only (no namespaceSelector).
+    assert helm_test == {
+        "podSelector": {
+            "matchLabels": {
+                "app.kubernetes.io/instance": "responder",
+                "app.kubernetes.io/component": "helm-test",
+            }
+        }
+    }
     assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
 
 
@@ -383,3 +407,269 @@ def test_image_is_pulled_by_digest_when_one_is_given(
 ) -> None:
     assert _container(default_docs)["image"] == "oom-responder:0.1.0"
     assert _container(custom_docs)["image"] == "oom-responder@sha256:" + "0123456789abcdef" * 4
+
+
+# ---- conventions of the charts users already run (kube-prometheus-stack, bitnami) -----------------------
+
+
+def test_helm_template_and_lint_work_without_kube_version(helm: Path) -> None:
+    # checkov's helm scan and other tools render the chart without --kube-version (helm then assumes its
+    # built-in default, v1.20 for a helm built from source).
+    rendered = tooling.run([helm, "template", "responder", tooling.CHART])
+    assert rendered.returncode == 0, rendered.stderr
+    assert "kind: Deployment" in rendered.stdout
+    linted = tooling.run([helm, "lint", "--strict", tooling.CHART])
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        pytest.param({"sever": {"port": 8080}}, "sever", id="typo-top-level"),
+        pytest.param({"guardrails": {"max_memroy": "4Gi"}}, "max_memroy", id="typo-nested"),
+        pytest.param(
+            {"guardrails": {"max_memory": "lots"}}, "/config/guardrails/max_memory", id="bad-quantity"
+        ),
+        pytest.param({"dedup": {"ttl_seconds": "an hour"}}, "/config/dedup", id="wrong-type"),
+        pytest.param(
+            {"playbooks": [{"name": "p", "alerts": ["oom_killed"], "actions": ["explode"]}]},
+            "/config/playbooks/0/actions/0",
+            id="unknown-action",
+        ),
+    ],
+)
+def test_a_config_typo_fails_the_install_not_the_pod(
+    helm: Path, tmp_path: Path, config: dict[str, Any], message: str
+) -> None:
+    result = tooling.render(helm, values={"config": config}, values_dir=tmp_path)
+    assert result.returncode != 0, "the schema let a bad config through"
+    assert message in result.stderr
+    assert "values don't meet the specifications of the schema" in result.stderr
+
+
+def test_the_documented_example_config_installs(helm: Path, tmp_path: Path) -> None:
+    example = yaml.safe_load((tooling.REPO / "config" / "responder.yaml").read_text())
+    example.pop("auth", None)  # the chart fills in the token file it mounts
+    documents = tooling.render_documents(helm, values={"config": example}, values_dir=tmp_path)
+    assert settings.Settings.model_validate(_config(documents)).playbooks
+
+
+def test_grafana_dashboard_configmap_for_the_sidecar(helm: Path, tmp_path: Path) -> None:
+    shipped = tooling.CHART / "files" / "dashboard.json"
+    source = tooling.REPO / "dashboards" / "oom-responder.json"
+    assert shipped.read_text() == source.read_text(), (
+        "copy dashboards/oom-responder.json to the chart's files/"
+    )
+    documents = tooling.render_documents(
+        helm,
+        values={"grafanaDashboard": {"enabled": True, "namespace": "monitoring", "annotations": {"f": "x"}}},
+        values_dir=tmp_path,
+    )
+    (dashboard,) = [d for d in _kinds(documents, "ConfigMap") if d["metadata"]["name"].endswith("-dashboard")]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["metadata"]["namespace"] == "monitoring"
+    assert dashboard["metadata"]["annotations"] == {"f": "x"}
+    assert json.loads(dashboard["data"]["oom-responder.json"]) == json.loads(source.read_text())
+
+
+def test_monitoring_objects_take_additional_labels_and_relabelings(helm: Path, tmp_path: Path) -> None:
+    relabel = [{"targetLabel": "cluster", "replacement": "prod-eu"}]
+    drop = [{"sourceLabels": ["__name__"], "regex": "python_gc_.*", "action": "drop"}]
+    documents = tooling.render_documents(
+        helm,
+        values={
+            "serviceMonitor": {
+                "enabled": True,
+                "additionalLabels": {"release": "kube-prometheus-stack"},
+                "relabelings": relabel,
+                "metricRelabelings": drop,
+            },
+            "prometheusRule": {"enabled": True, "additionalLabels": {"release": "kube-prometheus-stack"}},
+        },
+        values_dir=tmp_path,
+    )
+    monitor = _one(documents, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["relabelings"] == relabel
+    assert endpoint["metricRelabelings"] == drop
+    assert _one(documents, "PrometheusRule")["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+def test_extra_env_volumes_and_mounts_reach_the_container(helm: Path, tmp_path: Path) -> None:
+    documents = tooling.render_documents(
+        helm,
+        values={
+            "extraEnv": [
+                {"name": "HTTPS_PROXY", "value": "http://proxy.internal:3128"},
+                {"name": "SSL_CERT_FILE", "value": "/etc/ssl/private-ca/ca.crt"},
+            ],
+            "extraVolumes": [{"name": "private-ca", "configMap": {"name": "private-ca"}}],
+            "extraVolumeMounts": [
+                {"name": "private-ca", "mountPath": "/etc/ssl/private-ca", "readOnly": True}
+            ],
+        },
+        values_dir=tmp_path,
+    )
+    container = _container(documents)
+    env = {e["name"]: e for e in container["env"]}
+    assert env["HTTPS_PROXY"]["value"] == "http://proxy.internal:3128"
+    assert "POD_NAME" in env, "the chart's own variables stay"
+    assert {"name": "private-ca", "mountPath": "/etc/ssl/private-ca", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    pod = _one(documents, "Deployment")["spec"]["template"]["spec"]
+    assert {"name": "private-ca", "configMap": {"name": "private-ca"}} in pod["volumes"]
+
+
+def test_security_contexts_are_overridable_for_openshift(helm: Path, tmp_path: Path) -> None:
+    # OpenShift's restricted SCC assigns the UID from the namespace's range: the chart must not pin one.
+    unpinned = {"runAsUser": None, "runAsGroup": None}
+    documents = tooling.render_documents(
+        helm,
+        values={"podSecurityContext": {**unpinned, "fsGroup": None}, "securityContext": unpinned},
+        values_dir=tmp_path,
+    )
+    pod = _one(documents, "Deployment")["spec"]["template"]["spec"]
+    container = _container(documents)
+    for context in (pod["securityContext"], container["securityContext"]):
+        assert not {"runAsUser", "runAsGroup", "fsGroup"} & set(context)
+        assert context["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def _webhook_secret(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    return _one(documents, "Secret")
+
+
+def test_the_chart_can_create_the_webhook_secret_and_rolls_the_pods_when_it_changes(
+    helm: Path, tmp_path: Path
+) -> None:
+    def render(token: str) -> list[dict[str, Any]]:
+        values = {"webhook": {"tokenSecret": {"name": "", "create": True, "token": token}}}
+        return tooling.render_documents(helm, values=values, values_dir=tmp_path)
+
+    first, second = render("first-token"), render("second-token")
+    secret = _webhook_secret(first)
+    assert secret["metadata"]["name"] == "responder-oom-responder-webhook"
+    assert base64.b64decode(secret["data"]["token"]) == b"first-token"
+    config = settings.Settings.model_validate(_config(first))
+    assert config.auth.bearer_token_file is not None
+    assert _mounted_files(first)[config.auth.bearer_token_file] == (
+        "responder-oom-responder-webhook",
+        "token",
+    )
+
+    def checksum(documents: list[dict[str, Any]]) -> str:
+        annotations = _one(documents, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+        return str(annotations["checksum/webhook-secret"])
+
+    assert checksum(first) != checksum(second)
+    generated = tooling.render_documents(
+        helm, values={"webhook": {"tokenSecret": {"create": True}}}, values_dir=tmp_path
+    )
+    token = base64.b64decode(_webhook_secret(generated)["data"]["token"]).decode()
+    assert len(token) == 64
+    assert _webhook_secret(generated)["metadata"]["name"] == "oom-responder-webhook"
+
+
+def _helm_test_pod(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    (pod,) = [
+        d for d in _kinds(documents, "Pod") if d["metadata"]["annotations"].get("helm.sh/hook") == "test"
+    ]
+    return pod
+
+
+def test_helm_test_pod_is_a_hook_outside_the_services_selector(default_docs: list[dict[str, Any]]) -> None:
+    pod = _helm_test_pod(default_docs)
+    selector = _one(default_docs, "Service")["spec"]["selector"]
+    labels = pod["metadata"]["labels"]
+    assert not all(labels.get(key) == value for key, value in selector.items())
+    (container,) = pod["spec"]["containers"]
+    assert container["image"] == _container(default_docs)["image"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["OOM_RESPONDER_URL"] == "http://responder-oom-responder.oom-responder.svc:8080"
+    assert env["OOM_RESPONDER_TOKEN_FILE"] == "/etc/oom-responder/webhook/token"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+async def test_the_helm_test_script_passes_against_a_serving_release_and_fails_without_the_token(
+    default_docs: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    (container,) = _helm_test_pod(default_docs)["spec"]["containers"]
+    script = container["args"][0]
+    token = tmp_path / "token"
+    token.write_text("helm-test-token\n")
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")},
+        "OOM_RESPONDER_WEBHOOK_TOKEN": "helm-test-token",
+        "KUBECONFIG": str(tmp_path / "absent"),
+    }
+    serve = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "responder.cli", "serve", "--port", "0", "--host", "127.0.0.1",
+        cwd=tooling.REPO, env=env, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert serve.stderr is not None
+        while True:
+            line = await asyncio.wait_for(serve.stderr.readline(), timeout=60)
+            assert line, "serve exited before listening"
+            record = json.loads(line)
+            if record["message"] == "listening":
+                break
+        url = f"http://{record['addresses'][0]}"
+
+        async def check(token_file: str) -> tuple[int, str]:
+            checker = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", script,
+                env={**os.environ, "OOM_RESPONDER_URL": url, "OOM_RESPONDER_TOKEN_FILE": token_file},
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            out, _ = await asyncio.wait_for(checker.communicate(), timeout=60)
+            return int(checker.returncode or 0), out.decode()
+
+        code, output = await check(str(token))
+        assert code == 0, output
+        assert "readyz: 200" in output
+        assert "'ignored': 1" in output
+        token.write_text("wrong-token\n")
+        code, output = await check(str(token))
+        assert code == 1
+        assert "webhook: refused: 401" in output
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(serve.wait(), timeout=60)
+
+
+def _value_paths(values: dict[str, Any], prefix: str = "") -> list[str]:
+    paths: list[str] = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        # A mapping of free-form entries (labels, selectors, the service config) is one value.
+        if isinstance(value, dict) and value and path not in _OPAQUE:
+            paths.extend(_value_paths(value, f"{path}."))
+        else:
+            paths.append(path)
+    return paths
+
+
+_OPAQUE = {
+    "config",
+    "resources",
+    "livenessProbe",
+    "readinessProbe",
+    "podSecurityContext",
+    "securityContext",
+    "grafanaDashboard.labels",
+    "networkPolicy.alertmanager.namespaceSelector",
+    "networkPolicy.alertmanager.podSelector",
+    "networkPolicy.prometheus.namespaceSelector",
+    "networkPolicy.prometheus.podSelector",
+}
+
+
+def test_the_chart_readme_lists_every_value() -> None:
+    values = yaml.safe_load((tooling.CHART / "values.yaml").read_text())
+    readme = (tooling.CHART / "README.md").read_text()
+    missing = [path for path in _value_paths(values) if f"| `{path}` |" not in readme]
+    assert missing == [], f"charts/oom-responder/README.md does not list: {missing}"

@@ -58,7 +58,7 @@ The configuration file: .Values.config with the parts the chart manages filled i
 {{- define "oom-responder.config" -}}
 {{- $config := deepCopy (.Values.config | default dict) }}
 {{- $dir := include "oom-responder.secretsDir" . }}
-{{- if .Values.webhook.tokenSecret.name }}
+{{- if include "oom-responder.webhookSecretName" . }}
 {{- $auth := get $config "auth" | default dict }}
 {{- $_ := set $auth "bearer_token_file" (printf "%s/webhook/%s" $dir .Values.webhook.tokenSecret.key) }}
 {{- $_ := set $config "auth" $auth }}
@@ -170,4 +170,50 @@ service's defaults, which check VPAs and do not resize in place.
 {{- if and .Values.rbac.create $resizes (not .Values.rbac.podResize) }}
 {{- fail "a raise_memory playbook sets resize_in_place: set rbac.podResize=true" }}
 {{- end }}
+{{- end }}
+
+{{/* The webhook token Secret's name: the existing one, or the one the chart creates. Empty: none mounted. */}}
+{{- define "oom-responder.webhookSecretName" -}}
+{{- if .Values.webhook.tokenSecret.create }}
+{{- default (printf "%s-webhook" (include "oom-responder.fullname" .)) .Values.webhook.tokenSecret.name }}
+{{- else }}
+{{- .Values.webhook.tokenSecret.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Secret the chart creates for the webhook token: the given token, else the one already in the cluster (kept
+across upgrades), else a new random one.
+*/}}
+{{- define "oom-responder.webhookSecret" -}}
+{{- $name := include "oom-responder.webhookSecretName" . }}
+{{- $key := .Values.webhook.tokenSecret.key }}
+{{- $token := .Values.webhook.tokenSecret.token }}
+{{- if not $token }}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace $name }}
+{{- if and $existing (hasKey ($existing.data | default dict) $key) }}
+{{- $token = index $existing.data $key | b64dec }}
+{{- else }}
+{{- $token = sha256sum (printf "%s/%s/%s" (randAlphaNum 64) .Release.Name .Release.Namespace) }}
+{{- end }}
+{{- end }}
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ $name }}
+  namespace: {{ .Release.Namespace }}
+  labels:
+    {{- include "oom-responder.labels" . | nindent 4 }}
+type: Opaque
+data:
+  {{ $key }}: {{ $token | b64enc | quote }}
+{{- end }}
+
+{{/* The helm test pod's labels: the release's, but never the Deployment's selector labels. */}}
+{{- define "oom-responder.testLabels" -}}
+helm.sh/chart: {{ include "oom-responder.chart" . }}
+app.kubernetes.io/name: {{ include "oom-responder.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: helm-test
+app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}

@@ -5,7 +5,8 @@ on /readyz that it plans from labels only, logs one JSON object per webhook and 
 on SIGTERM after draining; label-only decisions are written in batches (full, soon after the first, or at
 shutdown) listing every occurrence once; without the token it refuses to start (exit 2) naming what to set; a
 kubeconfig that is configured but broken (malformed, a missing key file, a failing exec plugin) stops it with
-one line naming what is broken (exit 2), also in dry-run: never the label-only fallback that claims to be ready.
+one line naming what is broken (exit 2), also in dry-run: never the label-only fallback that claims to be ready;
+`--version`; a busy port or an unknown bind address is one `error:` line and exit 2, not a traceback.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import json
 import logging
 import os
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+import responder
 from responder import logs
 from responder import metrics as metrics_mod
 from responder.commands import serving
@@ -210,3 +213,34 @@ async def test_a_broken_kubeconfig_in_dry_run_is_named_and_not_served_as_label_o
     assert str(path) in line
     assert "Traceback" not in text
     assert "planning from labels only" not in text
+
+
+async def test_version_prints_the_distribution_version() -> None:
+    process = await asyncio.create_subprocess_exec(
+        "oom-responder", "--version", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    stdout, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0
+    assert stdout.decode().strip() == f"oom-responder {responder.__version__}"
+
+
+@pytest.mark.parametrize("where", ["busy-port", "unknown-host"])
+async def test_a_busy_port_or_a_bad_address_is_one_line_and_exit_2(where: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        host = "127.0.0.1" if where == "busy-port" else "no-such-host.invalid"
+        process = await asyncio.create_subprocess_exec(
+            "oom-responder", "serve", "--config", "config/responder.yaml",
+            "--host", host, "--port", str(port),
+            cwd=ROOT,
+            env={**os.environ, "OOM_RESPONDER_WEBHOOK_TOKEN": "dev-token", "KUBECONFIG": "/nonexistent"},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    text = stderr.decode()
+    assert process.returncode == 2, text
+    errors = [line for line in text.splitlines() if line.startswith("error:")]
+    assert errors == [errors[0]] and f"cannot listen on {host}:{port}" in errors[0], text
+    assert "Traceback" not in text

@@ -1,13 +1,16 @@
 """Webhook authentication.
 
 Covers: bearer and basic credentials checked; wrong schemes and garbage refused; secrets from file or env;
-a missing secret is a start-up error naming the key to set; `none` disables auth with a warning.
+a missing secret is a start-up error naming the key to set; `none` disables auth with a warning; a token
+file is followed after start (a rotated Secret is used within a second, a failed or empty re-read keeps the
+last token).
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -85,3 +88,51 @@ def test_none_disables_auth_with_a_warning(caplog: pytest.LogCaptureFixture) -> 
         checker = auth.Authenticator.from_settings(settings.AuthSettings(mode="none"), environ={})
     assert checker.is_authorized(None)
     assert "authentication is disabled" in caplog.text
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 50.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _replace(path: Path, text: str) -> None:
+    # The kubelet swaps a Secret's files atomically; the new file has a new mtime.
+    before = path.stat().st_mtime_ns
+    path.write_text(text)
+    os.utime(path, ns=(before + 1_000_000_000, before + 1_000_000_000))
+
+
+def test_a_rotated_token_file_is_followed_without_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    path.write_text("first\n")
+    clock = Clock()
+    checker = auth.Authenticator.from_settings(
+        settings.AuthSettings(bearer_token_file=str(path)), environ={}, clock=clock
+    )
+    assert checker.is_authorized("Bearer first")
+    _replace(path, "second\n")
+    assert checker.is_authorized("Bearer first"), "looked at again at most once a second"
+    clock.now += 1
+    assert checker.is_authorized("Bearer second")
+    assert not checker.is_authorized("Bearer first")
+
+
+def test_an_unreadable_or_empty_rotated_file_keeps_the_last_token(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    path.write_text("first\n")
+    clock = Clock()
+    checker = auth.Authenticator.from_settings(
+        settings.AuthSettings(bearer_token_file=str(path)), environ={}, clock=clock
+    )
+    _replace(path, "\n")
+    clock.now += 1
+    assert checker.is_authorized("Bearer first")
+    path.unlink()
+    clock.now += 1
+    assert checker.is_authorized("Bearer first")
+    path.write_text("third\n")
+    clock.now += 1
+    assert checker.is_authorized("Bearer third")
