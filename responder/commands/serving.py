@@ -86,8 +86,8 @@ def build_handler(
 ) -> tuple[queueing.Handler, app_mod.Readiness, Cleanup]:
     """The label-only handler, for a machine without any cluster (dry-run only).
 
-    It logs, per item, the playbook, target and action it would take (batched, see `_DecisionLines`). It
-    never writes.
+    It logs, per item, the playbook, target and action it would take (batched, see `_DecisionLines`), and
+    counts them in `oom_responder_actions_total{result="would_do"}` (or `skipped`). It never writes.
     """
     from responder.commands import planning  # noqa: PLC0415
 
@@ -107,6 +107,11 @@ def build_handler(
             )
             return
         plan = planning.plan_from_labels(event, playbook=item.playbook, config=settings)
+        # Counted as the full pipeline counts dry-run decisions, so the dashboard's "would do" panel and
+        # alerts on oom_responder_actions_total work without a cluster too.
+        result = "would_do" if plan.reason is None else "skipped"
+        for action in [plan.action, *plan.additional] if plan.action else []:
+            metrics.actions.labels(plan.playbook or item.playbook.name, action, result).inc()
         decision: dict[str, Any] = {
             "occurrence_id": event.occurrence_id,
             "alertname": event.alertname,

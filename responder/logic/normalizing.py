@@ -16,6 +16,16 @@ __all__ = ["derive_fingerprint", "kind_of", "normalize", "refuse"]
 
 _ALERTNAME = "alertname"
 
+# kube-prometheus's `workload_type` values (lowercase) → Kubernetes kinds.
+_KINDS = {
+    "deployment": "Deployment",
+    "statefulset": "StatefulSet",
+    "daemonset": "DaemonSet",
+    "replicaset": "ReplicaSet",
+    "job": "Job",
+    "cronjob": "CronJob",
+}
+
 
 def derive_fingerprint(labels: Mapping[str, str]) -> str:
     """A stable stand-in for Alertmanager's fingerprint, for senders that do not include one (before v0.19).
@@ -44,6 +54,12 @@ def normalize(
         return None
     names = settings.alerts
     labels = alert.labels
+    event_labels = dict(labels)
+    owner_type = labels.get(names.workload_type_label) if names.workload_type_label else None
+    if owner_type and not labels.get(names.workload_kind_label):
+        # kube-prometheus names the owner kind in lowercase under its own label: the rest of the pipeline
+        # reads one label with the Kubernetes kind.
+        event_labels[names.workload_kind_label] = _KINDS.get(owner_type.lower(), owner_type)
     return alerts.AlertEvent(
         kind=kind,
         alertname=labels[_ALERTNAME],
@@ -54,7 +70,7 @@ def normalize(
         pod=labels.get(names.pod_label) or None,
         container=labels.get(names.container_label) or None,
         severity=labels.get(names.severity_label) or None,
-        labels=dict(labels),
+        labels=event_labels,
         annotations=dict(alert.annotations),
         generator_url=alert.generator_url,
         external_url=payload.external_url,

@@ -185,6 +185,9 @@ class AlertsSettings(_Frozen):
     """Label naming the owning workload's kind, used when the pod is gone (e.g. from kube-state-metrics joins)."""
     workload_name_label: str = "workload"
     """Label naming the owning workload, used when the pod is gone."""
+    workload_type_label: str = "workload_type"
+    """kube-prometheus's owner-kind label (`namespace_workload_pod:kube_pod_owner:relabel` joins write
+    `workload_type="deployment"` next to `workload`), read when `workload_kind_label` is absent; empty: not read."""
 
 
 _MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*$')

@@ -244,3 +244,39 @@ async def test_a_busy_port_or_a_bad_address_is_one_line_and_exit_2(where: str) -
     errors = [line for line in text.splitlines() if line.startswith("error:")]
     assert errors == [errors[0]] and f"cannot listen on {host}:{port}" in errors[0], text
     assert "Traceback" not in text
+
+
+async def test_the_label_only_dry_run_counts_its_decisions_in_actions_total() -> None:
+    from prometheus_client import CollectorRegistry  # noqa: PLC0415
+
+    from responder import config as config_mod  # noqa: PLC0415
+    from responder import metrics as metrics_mod  # noqa: PLC0415
+    from responder.commands import serving  # noqa: PLC0415
+    from responder.logic import normalizing, routing  # noqa: PLC0415
+    from responder.models import alerts, work  # noqa: PLC0415
+
+    config = config_mod.load_settings(ROOT / "config" / "responder.yaml")
+    metrics = metrics_mod.Metrics(CollectorRegistry())
+    handle, ready, cleanup = serving.build_handler(config, metrics)
+    body = alerts.WebhookPayload.model_validate(
+        payloads.payload(payloads.alert("OOMKilled", workload="api", workload_kind="Deployment"))
+    )
+    event = normalizing.normalize(body.alerts[0], payload=body, settings=config)
+    assert event is not None
+    playbook = routing.route(event, config.playbooks)
+    assert playbook is not None
+    await handle(
+        work.WorkItem(
+            event=event,
+            playbook=playbook,
+            received_at=datetime.datetime.now(datetime.UTC),
+            queue_key="shop/api",
+        )
+    )
+    await cleanup()
+    counted = metrics.registry.get_sample_value(
+        "oom_responder_actions_total",
+        {"playbook": playbook.name, "action": "raise_memory", "result": "would_do"},
+    )
+    assert counted == 1.0
+    assert ready()[0] is True

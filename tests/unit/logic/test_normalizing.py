@@ -2,7 +2,8 @@
 
 Covers: kind from the configurable alert-name mapping; unmapped and missing alert names; configurable label
 names; empty labels read as absent; the occurrence id, derived again when the fingerprint or start is replaced;
-a stable fingerprint derived when Alertmanager sends none.
+a stable fingerprint derived when Alertmanager sends none; kube-prometheus's `workload`/`workload_type`
+labels understood by default (an explicit workload_kind label wins; the type label can be turned off).
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 
-from responder.logic import normalizing
-from responder.models import alerts, settings
+from responder.logic import normalizing, routing
+from responder.models import alerts, settings, targets
 from tests.unit import payloads
 
 
@@ -92,3 +93,28 @@ def test_the_occurrence_id_follows_a_replaced_fingerprint_or_start_and_is_not_pa
     assert dataclasses.replace(event, fingerprint="f2").occurrence_id == "f2@2024-05-01T10:00:00.500000+00:00"
     assert dataclasses.replace(event) == event
     assert "occurrence_id" not in repr(event)
+
+
+def test_kube_prometheus_workload_and_workload_type_labels_are_understood_by_default() -> None:
+    # What `namespace_workload_pod:kube_pod_owner:relabel` joins put on an alert.
+    event = _normalize(payloads.alert("OOMKilled", pod=None, workload="api", workload_type="deployment"))
+    assert event is not None
+    assert event.labels["workload_kind"] == "Deployment"
+    target = routing.target_from_labels(event, settings=settings.AlertsSettings())
+    assert target is not None
+    assert (target.kind, target.namespace, target.name) == (targets.WorkloadKind.DEPLOYMENT, "shop", "api")
+    stateful = _normalize(payloads.alert(workload="db", workload_type="statefulset"))
+    assert stateful is not None
+    assert stateful.labels["workload_kind"] == "StatefulSet"
+
+
+def test_an_explicit_workload_kind_label_wins_and_the_type_label_can_be_turned_off() -> None:
+    event = _normalize(
+        payloads.alert(workload="api", workload_kind="StatefulSet", workload_type="deployment")
+    )
+    assert event is not None
+    assert event.labels["workload_kind"] == "StatefulSet"
+    off = settings.Settings.model_validate({"alerts": {"workload_type_label": ""}})
+    ignored = _normalize(payloads.alert(workload="api", workload_type="deployment"), off)
+    assert ignored is not None
+    assert "workload_kind" not in ignored.labels
