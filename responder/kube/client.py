@@ -347,6 +347,7 @@ class PluginRefresher:
         self.loader = loader
         self.configuration = configuration
         self.refreshes = 0
+        self.refreshes_after_401 = 0
         self._clock = clock
         self._checked_at = clock()
         self._lock = asyncio.Lock()
@@ -392,6 +393,7 @@ class PluginRefresher:
                 raise credentials.UnusableCredentials(f"kubeconfig plugin failed: {e}") from e
             self._checked_at = self._clock()
             self.refreshes += 1
+            self.refreshes_after_401 += refused is not None
             logger.info(
                 "kubernetes credentials renewed through the kubeconfig plugin",
                 extra={"after_401": refused is not None},
