@@ -6,11 +6,16 @@ Aspects covered:
   become ready, spread over the nodes, and NOTES tell how to point Alertmanager at the Service;
 * the non-default install (RBAC as Roles in listed namespaces, Slack secret, ServiceMonitor, NetworkPolicy,
   PrometheusRule, with minimal monitoring.coreos.com CRDs) is accepted too, and `helm uninstall` removes the
-  cluster-scoped objects.
+  cluster-scoped objects;
+* a release whose chart creates the webhook Secret (random token), with the Grafana dashboard ConfigMap,
+  monitoring labels and relabelings, extraEnv/extraVolumes/extraVolumeMounts and security contexts without a
+  fixed UID (OpenShift) is admitted in a `restricted` namespace, and `helm upgrade` keeps the token and the
+  pods (same checksum).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 from collections.abc import Iterator
@@ -186,3 +191,54 @@ def test_non_default_install_is_accepted_and_uninstalls_cleanly(
     finally:
         for name in watched:
             kube_plane.delete_namespace(name)
+
+
+def test_chart_created_secret_and_extra_values_install_and_the_token_survives_an_upgrade(
+    kube_plane: plane_mod.KubePlane, namespace: str, helm_on_plane: Helm, monitoring_crds: None
+) -> None:
+    _restrict(kube_plane, namespace)
+    kube_plane.kubectl("-n", namespace, "create", "configmap", "private-ca", "--from-literal=ca.crt=none")
+    release = f"r{secrets.token_hex(3)}"
+    values: dict[str, Any] = {
+        "webhook": {"tokenSecret": {"name": "", "create": True}},
+        "grafanaDashboard": {"enabled": True},
+        "serviceMonitor": {
+            "enabled": True,
+            "additionalLabels": {"release": "kube-prometheus-stack"},
+            "relabelings": [{"targetLabel": "cluster", "replacement": "test"}],
+        },
+        "prometheusRule": {"enabled": True, "additionalLabels": {"release": "kube-prometheus-stack"}},
+        "extraEnv": [{"name": "SSL_CERT_FILE", "value": "/etc/ssl/private-ca/ca.crt"}],
+        "extraVolumes": [{"name": "private-ca", "configMap": {"name": "private-ca"}}],
+        "extraVolumeMounts": [{"name": "private-ca", "mountPath": "/etc/ssl/private-ca", "readOnly": True}],
+        # What OpenShift needs: no fixed UID; the restricted Pod Security Standard must still admit it.
+        "podSecurityContext": {"runAsUser": None, "runAsGroup": None, "fsGroup": None},
+        "securityContext": {"runAsUser": None, "runAsGroup": None},
+    }
+    result = helm_on_plane.install(release, namespace, values)
+    assert result.returncode == 0, result.stderr
+
+    secret_name = f"{release}-oom-responder-webhook"
+    token = _get(kube_plane, "secret", secret_name, "--namespace", namespace)["data"]["token"]
+    assert len(base64.b64decode(token)) == 64
+    dashboard = _get(kube_plane, "configmap", f"{release}-oom-responder-dashboard", "--namespace", namespace)
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    monitor = _get(kube_plane, "servicemonitor", f"{release}-oom-responder", "--namespace", namespace)
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    deployment = _get(kube_plane, "deployment", f"{release}-oom-responder", "--namespace", namespace)
+    template = deployment["spec"]["template"]
+    assert "runAsUser" not in template["spec"]["securityContext"]
+    assert template["metadata"]["annotations"]["checksum/webhook-secret"]
+
+    values_file = helm_on_plane.workdir / f"{release}-values.yaml"
+    upgraded = helm_on_plane(
+        "upgrade", release, tooling.CHART, "--namespace", namespace, "--values", values_file, "--wait"
+    )
+    assert upgraded.returncode == 0, upgraded.stderr
+    # The random token is looked up and kept: Alertmanager's copy stays valid across upgrades.
+    assert _get(kube_plane, "secret", secret_name, "--namespace", namespace)["data"]["token"] == token
+    again = _get(kube_plane, "deployment", f"{release}-oom-responder", "--namespace", namespace)
+    assert (
+        again["spec"]["template"]["metadata"]["annotations"]["checksum/webhook-secret"]
+        == template["metadata"]["annotations"]["checksum/webhook-secret"]
+    ), "an unchanged Secret must not roll the pods"
