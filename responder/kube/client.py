@@ -5,8 +5,10 @@ dicts, the same shape the pure planning code reads and builds. Credentials come 
 (a kubeconfig file and context, in-cluster credentials, or the default kubeconfig) and requests go out over the
 service's own aiohttp transport; only a kubeconfig whose user authenticates through an `exec` or
 `auth-provider` plugin is handed to kubernetes-asyncio, imported then and only then (it loads ~860 generated
-modules, ~33 MB). Every request waits for the client-side throttle, carries a timeout, is counted in
-`oom_responder_kube_requests_total{verb,resource,code}`, is retried for passing failures (`responder.kube.retrying`)
+modules, ~33 MB); its loader is kept, so the plugin runs again before its token expires and after a 401 (the
+refused request is then retried once; a token file is likewise re-read after a 401). Every request waits for
+the client-side throttle, carries a timeout, is counted in `oom_responder_kube_requests_total{verb,resource,
+code}`, is retried for passing failures (`responder.kube.retrying`)
 and fails with `responder.kube.errors` only. It decides nothing about incidents.
 """
 
@@ -385,12 +387,14 @@ class PluginRefresher:
                     del self.loader.exec_plugin_expiry
             elif not self.is_due():
                 return
-            from kubernetes_asyncio import config as k8s_config  # noqa: PLC0415
-
             try:
                 await self.loader.load_and_set(self.configuration)
-            except (k8s_config.ConfigException, OSError) as e:
-                raise credentials.UnusableCredentials(f"kubeconfig plugin failed: {e}") from e
+            except Exception as e:
+                # A plugin failing now (its identity provider unreachable) may pass: retried like any
+                # unanswered request, and never raised into the caller as anything but a KubeError.
+                raise errors.KubeUnavailable(
+                    f"kubeconfig plugin failed: {type(e).__name__}: {e}"[:500]
+                ) from e
             self._checked_at = self._clock()
             self.refreshes += 1
             self.refreshes_after_401 += refused is not None
