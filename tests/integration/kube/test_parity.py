@@ -11,7 +11,8 @@ and user in different files, a relative tokenFile resolved against its own file)
 
 Where the two differ on purpose, kubectl is followed: `insecure-skip-tls-verify: "false"` (a string) is refused
 by the service, while kubernetes-asyncio reads it as true and skips verification; with several files setting
-current-context the first wins (kubectl), kubernetes-asyncio takes the last. Both are shown here.
+current-context the first wins (kubectl), kubernetes-asyncio takes the last; a token file ending in a newline
+works (kubectl strips it), kubernetes-asyncio sends the newline and fails. All three are shown here.
 """
 
 from __future__ import annotations
@@ -138,7 +139,8 @@ async def test_a_token(token_kubeconfig: Path, namespace: str) -> None:
 
 
 async def test_a_token_file_relative_to_the_kubeconfig(token_kubeconfig: Path, tmp_path: Path) -> None:
-    (tmp_path / "token").write_text(_token(token_kubeconfig) + "\n")
+    # No trailing newline: kubernetes-asyncio sends a token file verbatim (see the differences below).
+    (tmp_path / "token").write_text(_token(token_kubeconfig))
 
     def to_file(document: dict[str, Any]) -> None:
         user = document["users"][0]["user"]
@@ -222,6 +224,7 @@ class ConnectProxy:
     def __init__(self) -> None:
         self.tunnels: list[str] = []
         self.server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
@@ -237,6 +240,15 @@ class ConnectProxy:
             writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            await self._tunnel(reader, writer)
+        finally:
+            self._handlers.discard(task)
+
+    async def _tunnel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request = await reader.readuntil(b"\r\n\r\n")
         method, target, _ = request.split(b"\r\n", 1)[0].decode().split(" ", 2)
         if method != "CONNECT":
@@ -257,7 +269,10 @@ class ConnectProxy:
     async def __aexit__(self, *exc: object) -> None:
         assert self.server is not None
         self.server.close()
-        self.server.close_clients()
+        # Open tunnels (kept alive by the clients' pools) end with the proxy.
+        for handler in list(self._handlers):
+            handler.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
         await self.server.wait_closed()
 
 
@@ -354,6 +369,28 @@ async def test_where_they_differ_the_service_follows_kubectl(
         cluster = document["clusters"][0]["cluster"]
         del cluster["certificate-authority"]
         cluster["insecure-skip-tls-verify"] = "false"
+
+    # A token file written with `echo` ends in a newline: kubectl and the service strip it, kubernetes-asyncio
+    # puts it into the Authorization header, which aiohttp refuses to send.
+    (tmp_path / "echoed-token").write_text(_token(token_kubeconfig) + "\n")
+
+    def echoed(document: dict[str, Any]) -> None:
+        user = document["users"][0]["user"]
+        del user["token"]
+        user["tokenFile"] = "echoed-token"
+
+    echoed_path = _rewrite(token_kubeconfig, tmp_path / "echoed.kubeconfig", echoed)
+    ours_kube = await _ours(echoed_path)
+    try:
+        assert (await _identity(ours_kube))[1].endswith(":tester")
+    finally:
+        await ours_kube.close()
+    library_kube = await _library(str(echoed_path))
+    try:
+        with pytest.raises(ValueError, match="control character"):
+            await library_kube.version()
+    finally:
+        await library_kube.close()
 
     unverified = _rewrite(kube_plane.kubeconfig, tmp_path / "string-false", string_false)
     with pytest.raises(
