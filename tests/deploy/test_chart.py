@@ -673,3 +673,22 @@ def test_the_chart_readme_lists_every_value() -> None:
     readme = (tooling.CHART / "README.md").read_text()
     missing = [path for path in _value_paths(values) if f"| `{path}` |" not in readme]
     assert missing == [], f"charts/oom-responder/README.md does not list: {missing}"
+
+
+def test_a_generated_token_is_the_one_the_checksum_covers(helm: Path, tmp_path: Path) -> None:
+    documents = tooling.render_documents(
+        helm, values={"webhook": {"tokenSecret": {"create": True}}}, values_dir=tmp_path
+    )
+    secret = _webhook_secret(documents)
+    annotations = _one(documents, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    given = tooling.render_documents(
+        helm,
+        values={
+            "webhook": {
+                "tokenSecret": {"create": True, "token": base64.b64decode(secret["data"]["token"]).decode()}
+            }
+        },
+        values_dir=tmp_path,
+    )
+    same = _one(given, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert same["checksum/webhook-secret"] == annotations["checksum/webhook-secret"]

@@ -196,6 +196,8 @@ across upgrades), else a new random one.
 {{- else }}
 {{- $token = sha256sum (printf "%s/%s/%s" (randAlphaNum 64) .Release.Name .Release.Namespace) }}
 {{- end }}
+{{- /* Remembered for this render: the Secret and the Deployment's checksum must see the same token. */}}
+{{- $_ := set .Values.webhook.tokenSecret "token" $token }}
 {{- end }}
 apiVersion: v1
 kind: Secret
