@@ -182,9 +182,14 @@ async def _revoke(admin: client.Kube, namespace: str, secret: str) -> None:
 
 
 def _count(metrics: metrics_mod.Metrics, verb: str, code: str) -> float:
-    return (
-        metrics.registry.get_sample_value("oom_responder_kube_requests_total", {"verb": verb, "code": code})
-        or 0.0
+    # Summed over the `resource` label.
+    return sum(
+        sample.value
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == "oom_responder_kube_requests_total"
+        and sample.labels.get("verb") == verb
+        and sample.labels.get("code") == code
     )
 
 
