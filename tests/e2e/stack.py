@@ -8,7 +8,8 @@ What runs, each as its own process with a log file under the stack's work dir:
   (``container_memory_working_set_bytes``) per node, driven by pod annotations (tests/kubeplane/kwok-metrics.yaml).
 * Debian's Prometheus scraping both every second and evaluating a test-only copy of
   ``config/alert-rules.yaml`` whose expressions are the shipped ones with every duration divided by
-  ``TIME_SCALE`` (``for:``, range windows and the trend rule's horizon), so an hour of rule time passes in a minute.
+  ``TIME_SCALE`` (``for:``, range windows and the trend rule's horizon), so an hour of rule time passes in a minute;
+  range windows stay at least ``MIN_WINDOW_SECONDS`` long.
 * Debian's Alertmanager with the route, matchers, grouping and inhibition of ``config/alertmanager-example.yaml``
   (only the group timers shortened), posting to the service through a recording tap.
 * ``oom-responder serve`` in enforce mode against the control plane, announcing to the Slack stand-in.
@@ -63,6 +64,13 @@ PROMETHEUS_BINARY = shutil.which("prometheus") or "/usr/bin/prometheus"
 #: Rule time runs this many times faster than wall time: `for: 1h` holds for a minute, `[10m]` spans 10 s.
 TIME_SCALE = 60
 
+#: Shortest range window of the copy: a window must span several scrapes even when a busy machine delays a few
+#: (OOMKilled's 10 minutes would otherwise be 10 s, which a handful of late scrapes can miss entirely).
+MIN_WINDOW_SECONDS = 30
+
+#: Scrape interval (and timeout: Prometheus allows no longer) of the stack's Prometheus.
+SCRAPE_SECONDS = 2
+
 WEBHOOK_TOKEN = "e2e-webhook-token"
 SLACK_TOKEN = "xoxb-e2e-token"
 SLACK_CHANNEL = "C0E2E"
@@ -95,19 +103,22 @@ def _seconds(duration: str) -> int:
     return int(match.group(1)) * _SECONDS[match.group(2)]
 
 
-def _scaled(duration: str, scale: int) -> str:
-    return f"{max(1, round(_seconds(duration) / scale))}s"
+def _scaled(duration: str, scale: int, *, at_least: int = 1) -> str:
+    return f"{max(at_least, round(_seconds(duration) / scale))}s"
 
 
 def shorten_rules(text: str, *, scale: int = TIME_SCALE) -> str:
-    """The rules file with every duration divided by ``scale``: ``for:``, ``[range]`` windows and the horizon
-    of ``predict_linear``. Thresholds, label matchers and aggregations stay exactly as shipped."""
+    """The rules file with every duration divided by ``scale``: ``for:``, ``[range]`` windows (at least
+    ``MIN_WINDOW_SECONDS``) and the horizon of ``predict_linear``. Thresholds, label matchers and aggregations
+    stay exactly as shipped."""
     doc = yaml.safe_load(text)
     for group in doc["groups"]:
         for rule in group["rules"]:
             if "for" in rule:
                 rule["for"] = _scaled(rule["for"], scale)
-            expr = _RANGE.sub(lambda m: f"[{_scaled(m.group(1), scale)}]", rule["expr"])
+            expr = _RANGE.sub(
+                lambda m: f"[{_scaled(m.group(1), scale, at_least=MIN_WINDOW_SECONDS)}]", rule["expr"]
+            )
 
             def horizon(match: re.Match[str]) -> str:
                 product = 1.0
@@ -303,7 +314,6 @@ class Stack:
         self.slack = slack_server.SlackStub(tokens=(SLACK_TOKEN,), channels=(SLACK_CHANNEL,))
         self._loop: _LoopThread | None = None
         self._runners: list[web.AppRunner] = []
-        self._service: _Process | None = None
 
     # ---- lifecycle --------------------------------------------------------------------
 
@@ -407,12 +417,6 @@ class Stack:
         for proc in self.procs:
             proc.check_alive()
 
-    def stop_service(self) -> int | None:
-        """SIGTERM ``oom-responder serve`` and return its exit code (None if it had to be killed)."""
-        assert self._service is not None
-        self.procs.remove(self._service)
-        return self._service.stop(timeout_seconds=40)
-
     # ---- configuration ----------------------------------------------------------------
 
     def _alertmanager_config(self, webhook_url: str, token_file: Path) -> dict[str, Any]:
@@ -438,7 +442,11 @@ class Stack:
             for node in self.node_names
         ]
         return {
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+            "global": {
+                "scrape_interval": f"{SCRAPE_SECONDS}s",
+                "scrape_timeout": f"{SCRAPE_SECONDS}s",
+                "evaluation_interval": "1s",
+            },
             "rule_files": [str(rules)],
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
             "scrape_configs": [
@@ -480,7 +488,7 @@ class Stack:
         config_path = self.workdir / "responder.yaml"
         config_path.write_text(yaml.safe_dump(config))
         env = {**os.environ, "E2E_WEBHOOK_TOKEN": WEBHOOK_TOKEN, "E2E_SLACK_TOKEN": SLACK_TOKEN}
-        self._service = self._spawn(
+        self._spawn(
             "oom-responder",
             [sys.executable, "-m", "responder.cli", "serve", "--config", str(config_path)],
             env=env,
@@ -530,11 +538,8 @@ class Stack:
 
     # ---- internals --------------------------------------------------------------------
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> _Process:
-        log_name = "oom-responder.log" if name == "oom-responder" else f"{name}.log"
-        proc = _Process(name, argv, self.workdir / "logs" / log_name, env=env)
-        self.procs.append(proc)
-        return proc
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.procs.append(_Process(name, argv, self.workdir / "logs" / f"{name}.log", env=env))
 
     def _targets_up(self) -> bool:
         status, text = _get(f"{self.prometheus_url}/api/v1/targets")

@@ -1,8 +1,9 @@
 """The test-only copy of the alert rules differs from config/alert-rules.yaml in durations only.
 
 Covers: every `for:`, every range window and the trend rule's `predict_linear` horizon are divided by
-TIME_SCALE; with the durations put back, each expression is the shipped one character for character; the
-labels, annotations and alert names are unchanged; promtool accepts the copy.
+TIME_SCALE, windows staying at least MIN_WINDOW_SECONDS long; with the durations put back, each expression is
+the shipped one character for character; the labels, annotations and alert names are unchanged; promtool
+accepts the copy.
 """
 
 from __future__ import annotations
@@ -58,8 +59,15 @@ def test_windows_and_the_trend_horizon_are_divided_by_the_time_scale() -> None:
     trend = next(r for r in _rules(COPY) if r.get("alert") == "PodMemoryTrendingToOOM")
     assert "[360s], 240)" in str(trend["expr"])
     assert "[30s]" in str(trend["expr"])
+    restarts = next(r for r in _rules(COPY) if r.get("alert") == "PodRestartingFrequently")
+    assert "[60s]" in str(restarts["expr"])
+
+
+def test_windows_span_several_scrapes_even_where_the_division_would_not() -> None:
+    # OOMKilled's 10 minutes divided by 60 would be 10 s: a few late scrapes could miss a restart in it.
     oom = next(r for r in _rules(COPY) if r.get("alert") == "OOMKilled")
-    assert "[10s]" in str(oom["expr"])
+    assert f"[{stack.MIN_WINDOW_SECONDS}s]" in str(oom["expr"])
+    assert stack.MIN_WINDOW_SECONDS >= 10 * stack.SCRAPE_SECONDS
 
 
 def test_promtool_accepts_the_copy(tmp_path: Path) -> None:
