@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from responder.logic import deduplicating, normalizing, routing
-from responder.models import alerts, decisions, settings, targets
+from responder.models import actions, alerts, decisions, settings, targets
 
 __all__ = [
     "LabelPlan",
@@ -72,12 +72,9 @@ class LivePlan:
     """Actions that did not apply, as "action: reason"."""
 
 
-# Actions that cannot apply to a workload kind: a DaemonSet runs one pod per node, a Job is not scaled.
-_UNFIT: dict[targets.WorkloadKind, frozenset[settings.Action]] = {
-    targets.WorkloadKind.DAEMON_SET: frozenset({settings.Action.SCALE_OUT}),
-    targets.WorkloadKind.JOB: frozenset({settings.Action.SCALE_OUT, settings.Action.ROLLOUT_RESTART}),
-}
-_ADDITIONAL = frozenset({settings.Action.CAPTURE_DIAGNOSTICS, settings.Action.ESCALATE})
+def _fits(action: settings.Action, kind: targets.WorkloadKind) -> bool:
+    # A pod named by the alert is only a stand-in: its owner, looked up live, is what the action must fit.
+    return kind is targets.WorkloadKind.POD or kind in actions.traits_of(action).kinds
 
 
 def plan_from_labels(
@@ -100,10 +97,11 @@ def plan_from_labels(
             note=f"needs the {config.alerts.namespace_label!r} label and {config.alerts.pod_label!r} "
             f"or {config.alerts.workload_name_label!r}",
         )
-    unfit = _UNFIT.get(target.kind, frozenset())
-    main = [spec.action for spec in playbook.actions if spec.action not in _ADDITIONAL]
-    fitting = [action for action in main if action not in unfit]
-    additional = tuple(spec.action.value for spec in playbook.actions if spec.action in _ADDITIONAL)
+    main = [spec.action for spec in playbook.actions if actions.traits_of(spec.action).mutating]
+    fitting = [action for action in main if _fits(action, target.kind)]
+    additional = tuple(
+        spec.action.value for spec in playbook.actions if not actions.traits_of(spec.action).mutating
+    )
     note = "planned from labels only; live state, guardrails and the owner lookup may change it"
     if target.kind is targets.WorkloadKind.POD:
         note = "target is the pod; its owning workload is looked up in the cluster; " + note

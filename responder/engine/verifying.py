@@ -4,7 +4,9 @@ Stage: verify. After a write is accepted, the controllers still have to roll it 
 LimitRange can refuse the new pods (the ReplicaSet or StatefulSet reports `FailedCreate`; the Deployment a
 `ReplicaFailure` condition). This module polls the workload until `observedGeneration` caught up and the
 updated replicas are all available, or a failure shows, or the deadline passes. Judging one observation is
-the pure function `judge`; `follow` does the polling. It never writes: the engine records the verdict.
+the pure function `judge`; `follow` does the polling. `Verifier` runs `follow` in the background after a
+write, records the verdict in the ledger entry (with the action's own on-failed-rollout hook, e.g. a revert)
+and reports it; it does not hold the target's lock, and `close()` waits for it, then cancels what is left.
 
 With the watch-fed cache (`Kube.informers`) the workload is followed on the watch: no request until it
 settles. Without it a poll is one GET of the workload. A Deployment needs nothing else: its controller copies a ReplicaSet's
@@ -16,16 +18,23 @@ giving up, never with a namespace-wide LIST.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from responder.kube import client, fetching
-from responder.models import decisions, targets
+from responder.engine import actions as parts
+from responder.engine import reporting
+from responder.kube import client, errors, fetching, patching
+from responder.logic import planning
+from responder.models import decisions, ledgers, mutations, settings, targets
 
-__all__ = ["EVENTS_EVERY", "Verdict", "follow", "judge"]
+__all__ = ["EVENTS_EVERY", "Verdict", "Verifier", "follow", "judge"]
+
+logger = logging.getLogger(__name__)
 
 Body = Mapping[str, Any]
 
@@ -153,3 +162,136 @@ async def follow(
         )
         if waited is None:
             await sleep(poll_seconds)
+
+
+async def record_result(
+    kube: client.Kube,
+    target: targets.Target,
+    entry: ledgers.LedgerEntry,
+    result: decisions.Outcome,
+    *,
+    extra_for: Callable[[client.Body], Mapping[str, Any] | None] | None = None,
+) -> bool:
+    """Write the verdict into the ledger entry (and, for a revert, `extra_for`'s change) atomically; False
+    when nothing was written (nothing changes, the workload is gone, or it kept changing)."""
+    if result is entry.result and extra_for is None:
+        return False
+    return await patching.update_ledger(
+        kube,
+        target,
+        lambda entries: planning.with_result(entries, entry, result),
+        attempts=patching.LEDGER_WRITE_ATTEMPTS,
+        extra_for=extra_for,
+    )
+
+
+class Verifier:
+    """Follows each written change's rollout in a background task, records and reports the verdict."""
+
+    def __init__(
+        self,
+        *,
+        settings: settings.VerificationSettings,
+        kube: client.Kube,
+        reporter: reporting.Reporter,
+        wrote: Callable[[str], None],
+    ) -> None:
+        self.settings = settings
+        self.kube = kube
+        self.reporter = reporter
+        self.wrote = wrote
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def verify_later(
+        self,
+        run: reporting.Run,
+        *,
+        mutation: mutations.Mutation[mutations.Change],
+        written: client.Body,
+        options: object,
+    ) -> None:
+        generation = int((written.get("metadata") or {}).get("generation") or 0)
+        task = asyncio.create_task(
+            self._verify(run, mutation, generation, options), name=f"verify:{mutation.plan.target.key}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def wait(self) -> None:
+        """Wait for every rollout being followed (tests; shutdown via `close`)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self, timeout_seconds: float) -> None:
+        """Let running verifications finish within `timeout_seconds`, then cancel them."""
+        if not self._tasks:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wait(), timeout=timeout_seconds)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _record(
+        self,
+        target: targets.Target,
+        entry: ledgers.LedgerEntry,
+        result: decisions.Outcome,
+        extra_for: Callable[[client.Body], Mapping[str, Any] | None] | None = None,
+    ) -> bool:
+        try:
+            return await record_result(self.kube, target, entry, result, extra_for=extra_for)
+        finally:
+            self.wrote(target.key)
+
+    async def _verify(
+        self,
+        run: reporting.Run,
+        mutation: mutations.Mutation[mutations.Change],
+        generation: int,
+        options: object,
+    ) -> None:
+        plan = mutation.plan
+        target = plan.target
+        hook = parts.mutating(plan.action).on_failed_rollout
+        try:
+            verdict = await follow(
+                self.kube,
+                target=target,
+                generation=generation,
+                since=mutation.entry.at,
+                timeout_seconds=self.settings.timeout_seconds,
+                poll_seconds=self.settings.poll_seconds,
+            )
+            said: str | None = None
+            if verdict.outcome is decisions.Outcome.FAILED and hook is not None:
+
+                async def record(extra_for: Callable[[client.Body], Mapping[str, Any] | None] | None) -> bool:
+                    return await self._record(target, mutation.entry, verdict.outcome, extra_for)
+
+                said = await hook(target=target, mutation=mutation, options=options, record=record)
+            if said is None:
+                await self._record(target, mutation.entry, verdict.outcome)
+        except errors.KubeError as e:
+            verdict = Verdict(decisions.Outcome.FAILED, f"could not follow the rollout: {e.message}")
+            said = None
+        except Exception:
+            logger.exception("verifying %s failed", target.key)
+            return
+        detail = verdict.detail + (said or "")
+        done = verdict.outcome is decisions.Outcome.DONE
+        self.reporter.verified(
+            run,
+            plan,
+            outcome=verdict.outcome,
+            summary=f"{planning.describe(plan)}: rollout {'completed' if done else 'failed'}",
+            detail=detail,
+        )
+        await self.reporter.record_event(
+            run,
+            plan.action,
+            verdict.outcome,
+            decisions.Reason.ROLLOUT_COMPLETE if done else decisions.Reason.ROLLOUT_FAILED,
+            f"verification: {detail}",
+            verb="verify",
+        )

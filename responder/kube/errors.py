@@ -4,13 +4,16 @@ Stage: kube edge. The API server's error answers and aiohttp's errors stop here:
 `responder.kube` sees these classes (raised `from` the original exception when there is one). The API
 server's own message (from its `Status` body) is kept, truncated, because it is what an operator needs
 ("exceeded quota: ...").
-This module must not retry, log or decide anything.
+`reason_for` names each for the operator (`decisions.Reason`). This module must not retry, log or decide
+anything.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+from responder.models import decisions
 
 __all__ = [
     "KubeConflict",
@@ -23,6 +26,7 @@ __all__ = [
     "KubeUnauthorized",
     "KubeUnavailable",
     "from_status",
+    "reason_for",
 ]
 
 MAX_MESSAGE_CHARS = 500
@@ -145,3 +149,21 @@ def from_status(
     if status >= 500 or status == 0:
         return KubeUnavailable(message, **kwargs)
     return KubeError(message, **kwargs)
+
+
+def reason_for(error: KubeError) -> decisions.Reason:
+    """The reason an operator reads for a refused request: the same word in the notice, Event and metric."""
+    if isinstance(error, KubePdbBlocked):
+        return decisions.Reason.PDB_BLOCKED
+    if isinstance(error, KubeForbidden):
+        # ResourceQuota refusals are 403 "exceeded quota"; RBAC refusals are 403 too.
+        return (
+            decisions.Reason.QUOTA_REFUSED if "quota" in error.message.lower() else decisions.Reason.FORBIDDEN
+        )
+    if isinstance(error, KubeInvalid):
+        return decisions.Reason.INVALID
+    if isinstance(error, KubeConflict):
+        return decisions.Reason.CONFLICT
+    if isinstance(error, KubeNotFound):
+        return decisions.Reason.TARGET_NOT_FOUND
+    return decisions.Reason.API_ERROR

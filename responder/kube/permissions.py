@@ -1,30 +1,19 @@
-"""Every Kubernetes API permission the service needs, per action: the one list RBAC is rendered from.
+"""Every Kubernetes API permission the service needs: the one list RBAC is checked against.
 
-Stage: kube edge (facts only). `oom-responder doctor` checks each entry with a SelfSubjectAccessReview; the
-Helm chart renders its Role/ClusterRole from the same facts and tests that each rule is needed. Change a
-call in `responder.kube` and this list together. No I/O here.
+Stage: kube edge (facts only). What every alert needs is listed here; what an action needs is in its row of
+`responder.models.actions.TRAITS`. `oom-responder doctor` checks each entry with a SelfSubjectAccessReview;
+a test holds the Helm chart's Role/ClusterRole equal to this list. Change a call in `responder.kube` and
+these facts together. No I/O here.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
-from responder.models import settings
+from responder.models import actions, settings
 
 __all__ = ["Permission", "needed"]
 
 
-@dataclasses.dataclass(frozen=True, slots=True, order=True)
-class Permission:
-    group: str
-    """API group ("" for the core group)."""
-    resource: str
-    subresource: str
-    verb: str
-    why: str = dataclasses.field(compare=False)
-    own_namespace: bool = False
-    """Needed only in the service's own namespace (the guardrail state object)."""
-
+Permission = actions.Permission
 
 _WORKLOADS = (("apps", "deployments"), ("apps", "statefulsets"), ("apps", "daemonsets"))
 
@@ -40,52 +29,16 @@ _ALWAYS: tuple[Permission, ...] = (
     Permission("", "configmaps", "", "update", "compare-and-swap the guardrail state", own_namespace=True),
 )
 
-_VERIFY: tuple[Permission, ...] = (
-    Permission(
-        "", "events", "", "list", "find FailedCreate Events of a StatefulSet's or DaemonSet's rollout"
-    ),
-)
 
-
-def _for_action(spec: settings.ActionSpec) -> list[Permission]:
-    action = spec.action
-    if action is settings.Action.RAISE_MEMORY:
-        options = spec.raise_memory
-        found = [
-            *(Permission(g, r, "", "patch", "write the new limit with the ledger") for g, r in _WORKLOADS),
-            Permission("", "pods", "", "create", "dry-run the new pod against ResourceQuota and LimitRange"),
-            *_VERIFY,
-        ]
-        if options is not None and options.check_vpa:
-            found.append(
-                Permission("autoscaling.k8s.io", "verticalpodautoscalers", "", "list", "do not fight a VPA")
-            )
-        if options is not None and options.resize_in_place:
-            found.append(Permission("", "pods", "resize", "patch", "resize the running pod in place"))
-        return found
-    if action is settings.Action.SCALE_OUT:
-        return [
-            Permission("apps", "deployments", "", "patch", "write spec.replicas with the ledger"),
-            Permission("apps", "statefulsets", "", "patch", "write spec.replicas with the ledger"),
-            Permission("autoscaling", "horizontalpodautoscalers", "", "list", "find an HPA on the workload"),
-            Permission("autoscaling", "horizontalpodautoscalers", "", "patch", "raise the HPA's minReplicas"),
-            *_VERIFY,
-        ]
-    if action is settings.Action.EVICT_POD:
-        return [
-            Permission("", "pods", "eviction", "create", "evict the hot pod (PDBs honoured)"),
-            *(Permission(g, r, "", "patch", "record the eviction in the ledger") for g, r in _WORKLOADS),
-            # A Job's pod: the Job is the top-level workload and carries the ledger entry.
-            Permission("batch", "jobs", "", "patch", "record the eviction in the Job's ledger"),
-        ]
-    if action is settings.Action.ROLLOUT_RESTART:
-        return [
-            *(Permission(g, r, "", "patch", "stamp restartedAt with the ledger") for g, r in _WORKLOADS),
-            *_VERIFY,
-        ]
-    if action is settings.Action.CAPTURE_DIAGNOSTICS:
-        return [Permission("", "events", "", "list", "read the pod's recent Events")]
-    return []
+def _for_action(spec: actions.ActionSpec) -> list[Permission]:
+    traits = actions.traits_of(spec.action)
+    found = list(traits.permissions)
+    if traits.follows_rollout:
+        found += actions.VERIFY_PERMISSIONS
+    for option, permissions in traits.option_permissions.items():
+        if getattr(spec.options, option):
+            found += permissions
+    return found
 
 
 def needed(config: settings.Settings) -> list[Permission]:

@@ -19,7 +19,7 @@ import fnmatch
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
-from responder.models import cluster_state, decisions, ledgers, quantities, settings
+from responder.models import actions, cluster_state, decisions, ledgers, quantities, settings
 
 __all__ = [
     "COUNTED_RESULTS",
@@ -45,22 +45,13 @@ __all__ = [
     "take_token",
 ]
 
-MUTATING_ACTIONS = frozenset(
-    {
-        settings.Action.RAISE_MEMORY,
-        settings.Action.SCALE_OUT,
-        settings.Action.EVICT_POD,
-        settings.Action.ROLLOUT_RESTART,
-    }
-)
-"""Actions that write to the cluster; only these spend budget and are subject to rate limits."""
+MUTATING_ACTIONS = actions.mutating()
+"""Actions that write to the cluster (their traits say so); only these spend budget and are rate-limited."""
 
 COUNTED_RESULTS = frozenset({decisions.Outcome.DONE, decisions.Outcome.FAILED, decisions.Outcome.ESCALATED})
 """Ledger results that count towards cooldowns and caps. A failed rollout still counts: the write happened,
 and retrying a failing change in a loop is exactly what must not happen."""
 
-# Functions take the settings object as `settings` (the agreed keyword), which hides the module inside them.
-_Action = settings.Action
 
 _TRUE = frozenset({"true", "yes", "on", "1", "enabled"})
 
@@ -135,21 +126,20 @@ class Ceiling:
 
 
 def _playbook_ceiling(
-    *, action: settings.Action, playbook: str | None, settings: settings.Settings
+    *, action: settings.Action, option: str, playbook: str | None, settings: settings.Settings
 ) -> int | None:
     for book in settings.playbooks:
         if book.name != playbook:
             continue
         for spec in book.actions:
-            if action is _Action.RAISE_MEMORY and spec.raise_memory is not None:
-                return spec.raise_memory.max
-            if action is _Action.SCALE_OUT and spec.scale_out is not None:
-                return spec.scale_out.max_replicas
+            if spec.action is action:
+                value = getattr(spec.options, option)
+                return None if value is None else int(value)
     return None
 
 
-def _parse_annotation(action: settings.Action, raw: str) -> int:
-    if action is _Action.RAISE_MEMORY:
+def _parse_amount(amount: actions.Amount, raw: str) -> int:
+    if amount is actions.Amount.BYTES:
         return quantities.parse_bytes(raw.strip())
     value = int(raw.strip())
     if value < 0:
@@ -166,27 +156,25 @@ def ceiling_for(
 ) -> Ceiling | None:
     """The ceiling on the value written by `action` (None for actions that write no amount).
 
-    The lowest of the global guardrail, the playbook's own maximum and the workload's annotation wins. An
-    annotation that cannot be parsed gives a ceiling of 0: whoever wrote it meant to limit the service.
+    The lowest of the global guardrail, the playbook's own maximum and the workload's annotation wins (which
+    ones an action has is in its traits). An annotation that cannot be parsed gives a ceiling of 0: whoever
+    wrote it meant to limit the service.
     """
-    candidates: list[Ceiling] = []
-    if action is _Action.RAISE_MEMORY:
-        annotation = cluster_state.MAX_MEMORY_ANNOTATION
-        candidates.append(Ceiling(settings.guardrails.max_memory, "guardrails.max_memory"))
-    elif action is _Action.SCALE_OUT:
-        annotation = cluster_state.MAX_REPLICAS_ANNOTATION
-        candidates.append(Ceiling(settings.guardrails.max_replicas, "guardrails.max_replicas"))
-    else:
+    traits = actions.traits_of(action).ceiling
+    if traits is None:
         return None
-    own = _playbook_ceiling(action=action, playbook=playbook, settings=settings)
+    candidates = [
+        Ceiling(int(getattr(settings.guardrails, traits.guardrail)), f"guardrails.{traits.guardrail}")
+    ]
+    own = _playbook_ceiling(action=action, option=traits.option, playbook=playbook, settings=settings)
     if own is not None:
         candidates.append(Ceiling(own, f"playbook {playbook}"))
-    raw = annotations.get(annotation)
+    raw = annotations.get(traits.annotation)
     if raw is not None:
         try:
-            candidates.append(Ceiling(_parse_annotation(action, raw), f"annotation {annotation}"))
+            candidates.append(Ceiling(_parse_amount(traits.amount, raw), f"annotation {traits.annotation}"))
         except ValueError:
-            candidates.append(Ceiling(0, f"unparsable annotation {annotation}: {raw!r}"))
+            candidates.append(Ceiling(0, f"unparsable annotation {traits.annotation}: {raw!r}"))
     return min(candidates, key=lambda ceiling: ceiling.amount)
 
 
@@ -213,7 +201,7 @@ def clamp_amount(
     ceiling = ceiling_for(action=action, annotations=annotations, settings=settings, playbook=playbook)
     if ceiling is not None:
         amount = min(amount, ceiling.amount)
-    if action is _Action.RAISE_MEMORY and from_amount:
+    if _amount(action) is actions.Amount.BYTES and from_amount:
         amount = min(amount, max_step_amount(from_amount, settings=settings))
     return amount
 
@@ -225,7 +213,7 @@ def _amounts(plan: decisions.Plan) -> tuple[int | None, int | None]:
         if value is None:
             return None
         try:
-            if plan.action is _Action.RAISE_MEMORY:
+            if _amount(plan.action) is actions.Amount.BYTES:
                 return quantities.parse_bytes(value)
             return int(value.split()[0])
         except (ValueError, IndexError):
@@ -236,8 +224,13 @@ def _amounts(plan: decisions.Plan) -> tuple[int | None, int | None]:
     return from_amount, to_amount
 
 
+def _amount(action: settings.Action) -> actions.Amount | None:
+    ceiling = actions.traits_of(action).ceiling
+    return None if ceiling is None else ceiling.amount
+
+
 def _format(action: settings.Action, amount: int) -> str:
-    if action is _Action.RAISE_MEMORY:
+    if _amount(action) is actions.Amount.BYTES:
         return quantities.format_bytes(amount)
     return f"{amount} replicas"
 
@@ -466,7 +459,7 @@ def guard(
                 f"{_format(plan.action, to_amount)} is above the ceiling of "
                 f"{_format(plan.action, ceiling.amount)} ({ceiling.source})",
             )
-    if plan.action is _Action.RAISE_MEMORY and from_amount and to_amount is not None:
+    if _amount(plan.action) is actions.Amount.BYTES and from_amount and to_amount is not None:
         largest = max_step_amount(from_amount, settings=settings)
         if to_amount > largest:
             return _block(

@@ -13,10 +13,9 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from responder.models import alerts, decisions, ledgers, settings, targets
+from responder.models import actions, alerts, decisions, ledgers, settings, targets
 
 __all__ = [
-    "MUTATING_ACTIONS",
     "Kill",
     "NameCandidate",
     "OwnerRef",
@@ -35,15 +34,6 @@ __all__ = [
 
 Body = Mapping[str, Any]
 
-MUTATING_ACTIONS = frozenset(
-    {
-        settings.Action.RAISE_MEMORY,
-        settings.Action.SCALE_OUT,
-        settings.Action.EVICT_POD,
-        settings.Action.ROLLOUT_RESTART,
-    }
-)
-"""Actions that change the cluster, and therefore appear in ledgers."""
 
 _TOP_LEVEL: dict[str, targets.WorkloadKind] = {
     "deployment": targets.WorkloadKind.DEPLOYMENT,
@@ -196,7 +186,8 @@ def thread_of(entries: Sequence[ledgers.LedgerEntry], occurrence: str) -> str | 
 
 
 def last_action_at(entries: Sequence[ledgers.LedgerEntry]) -> datetime.datetime | None:
-    times = [entry.at for entry in entries if entry.action in MUTATING_ACTIONS]
+    mutating = actions.mutating()
+    times = [entry.at for entry in entries if entry.action in mutating]
     return max(times) if times else None
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import pydantic
 from pydantic import Field
 
-from responder.models import ledgers
+from responder.models import actions, ledgers
 
 __all__ = [
     "DATA_KEY",
@@ -32,8 +32,8 @@ DATA_KEY = "state.json"
 """Key in the ConfigMap's `data` holding the JSON of `ClusterState`."""
 
 ENABLED_ANNOTATION = "oom-responder.io/enabled"
-MAX_MEMORY_ANNOTATION = "oom-responder.io/max-memory"
-MAX_REPLICAS_ANNOTATION = "oom-responder.io/max-replicas"
+MAX_MEMORY_ANNOTATION = actions.MAX_MEMORY_ANNOTATION
+MAX_REPLICAS_ANNOTATION = actions.MAX_REPLICAS_ANNOTATION
 
 MAX_STATE_BYTES = 512 * 1024
 """Largest state object parsed: the blast-radius window of `MAX_TRACKED_WORKLOADS` takes about 200 KiB."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import pydantic
 from pydantic import Field
@@ -24,6 +25,7 @@ __all__ = [
     "append",
     "dump",
     "load",
+    "patch_body",
     "read",
 ]
 
@@ -110,3 +112,12 @@ def dump(entries: Sequence[LedgerEntry]) -> str:
 
 def append(entries: Sequence[LedgerEntry], entry: LedgerEntry) -> list[LedgerEntry]:
     return [*entries, entry][-MAX_ENTRIES:]
+
+
+def patch_body(resource_version: str | None, entries: Sequence[LedgerEntry]) -> dict[str, Any]:
+    """The ledger annotation under the resourceVersion precondition: a 409 if the workload changed since read.
+
+    The one shape of every ledger write, whether it carries a change (planning merges it in) or records a
+    result afterwards (`responder.kube.patching.update_ledger`).
+    """
+    return {"metadata": {"resourceVersion": resource_version, "annotations": {ANNOTATION: dump(entries)}}}

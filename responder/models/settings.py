@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import Field
 
-from responder.models import analyses, quantities
+from responder.models import actions, analyses, schemas
 
 __all__ = [
     "Action",
@@ -49,30 +49,18 @@ __all__ = [
 ]
 
 
-class _Frozen(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+MemoryBytes = schemas.MemoryBytes
 
-
-def _memory(value: Any) -> int:
-    return quantities.parse_bytes(value)
-
-
-MemoryBytes = Annotated[
-    int,
-    pydantic.BeforeValidator(_memory),
-    Field(ge=0),
-    # The file holds a quantity or a byte count; the schema (the chart's values.schema.json) says so.
-    pydantic.WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "integer", "minimum": 0},
-                {"type": "string", "pattern": quantities.QUANTITY_PATTERN},
-            ],
-            "description": 'A memory quantity: "512Mi", "2Gi" or bytes.',
-        }
-    ),
-]
-"""A memory quantity: "512Mi", "2Gi" or bytes, held as bytes."""
+# Actions and their options live with their traits (`responder.models.actions`); these names stay here too
+# because a playbook is configuration and is read as `settings.ActionSpec(raise_memory=settings.RaiseMemory())`.
+Action = actions.Action
+ActionSpec = actions.ActionSpec
+RaiseMemory = actions.RaiseMemory
+ScaleOut = actions.ScaleOut
+EvictPod = actions.EvictPod
+RolloutRestart = actions.RolloutRestart
+CaptureDiagnostics = actions.CaptureDiagnostics
+Escalate = actions.Escalate
 
 
 class Mode(enum.StrEnum):
@@ -88,16 +76,7 @@ class AlertKind(enum.StrEnum):
     RESTARTING_FREQUENTLY = "restarting_frequently"
 
 
-class Action(enum.StrEnum):
-    RAISE_MEMORY = "raise_memory"
-    SCALE_OUT = "scale_out"
-    EVICT_POD = "evict_pod"
-    ROLLOUT_RESTART = "rollout_restart"
-    CAPTURE_DIAGNOSTICS = "capture_diagnostics"
-    ESCALATE = "escalate"
-
-
-class ServerSettings(_Frozen):
+class ServerSettings(schemas.Frozen):
     host: str = "0.0.0.0"  # Alertmanager reaches it from other pods.
     """Address to listen on."""
     port: int = Field(8080, ge=0, le=65535)
@@ -128,7 +107,7 @@ class ServerSettings(_Frozen):
     to stay below the process's open-file limit."""
 
 
-class AuthSettings(_Frozen):
+class AuthSettings(schemas.Frozen):
     """Who may post alerts. Secrets come from files or environment variables, never from this file."""
 
     mode: Literal["bearer", "basic", "bearer-or-basic", "none"] = "bearer"
@@ -145,7 +124,7 @@ class AuthSettings(_Frozen):
     """Environment variable holding the basic-auth password, used when no file is set."""
 
 
-class DedupSettings(_Frozen):
+class DedupSettings(schemas.Frozen):
     max_entries: int = Field(100_000, gt=0)
     """Occurrences remembered for deduplication (fingerprint + startsAt); the oldest are forgotten first."""
     ttl_seconds: float = Field(3600, gt=0)
@@ -154,14 +133,14 @@ class DedupSettings(_Frozen):
     alert gets its live state checked again (a new OOM kill under the same occurrence, a refilled budget)."""
 
 
-class QueueSettings(_Frozen):
+class QueueSettings(schemas.Frozen):
     max_pending: int = Field(10_000, gt=0)
     """Alerts waiting for a worker; when full the webhook answers 503 and Alertmanager retries."""
     workers: int = Field(16, gt=0)
     """Targets worked on in parallel (one alert at a time per target)."""
 
 
-class AlertsSettings(_Frozen):
+class AlertsSettings(schemas.Frozen):
     names: dict[str, AlertKind] = Field(
         default_factory=lambda: {
             "OOMKilled": AlertKind.OOM_KILLED,
@@ -193,7 +172,7 @@ class AlertsSettings(_Frozen):
 _MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*$')
 
 
-class Matcher(_Frozen):
+class Matcher(schemas.Frozen):
     """An Alertmanager-style label matcher: `name="value"`, `name!="v"`, `name=~"re"`, `name!~"re"`."""
 
     name: str
@@ -228,123 +207,7 @@ class Matcher(_Frozen):
         return self
 
 
-class RaiseMemory(_Frozen):
-    ratio: float = 1.2
-    """New limit is at least current × ratio (the Vertical Pod Autoscaler's default margin)."""
-    min_step: MemoryBytes = 100 * 2**20
-    """New limit is at least current + min_step (bytes or a quantity such as "100Mi")."""
-    max: MemoryBytes | None = None
-    """Ceiling for this playbook; the workload's oom-responder.io/max-memory annotation and the global
-    guardrail may lower it further."""
-    skip_without_limit: bool = True
-    """A container without a memory limit is skipped and reported (true) or given min_step as its first limit
-    (false)."""
-    resize_in_place: bool = False
-    """Also resize the running pod through the pod `resize` subresource (Kubernetes >= 1.33), so it survives
-    until the rollout replaces it."""
-    revert_on_failure: bool = False
-    """Write the previous limit back when the rollout of the raise fails."""
-    check_vpa: bool = True
-    """Skip workloads managed by a VerticalPodAutoscaler whose updateMode is not Off (needs RBAC on VPAs)."""
-
-    @pydantic.field_validator("ratio")
-    @classmethod
-    def _ratio(cls, value: float) -> float:
-        if value <= 1:
-            raise ValueError("must be > 1")
-        return value
-
-
-_STEP = re.compile(r"^\+?([0-9]+)(%?)$")
-
-
-class ScaleOut(_Frozen):
-    step: str = "+1"
-    """Replicas to add: "+N", or "+P%" of the current count (rounded up, at least one)."""
-    max_replicas: int | None = Field(None, gt=0)
-    """Ceiling for this playbook; oom-responder.io/max-replicas and the global guardrail may lower it."""
-
-    @pydantic.field_validator("step")
-    @classmethod
-    def _step(cls, value: str) -> str:
-        match = _STEP.match(value.strip())
-        if not match or int(match.group(1)) <= 0:
-            raise ValueError('must be "+N" or "+P%" with N, P > 0')
-        return value.strip()
-
-
-class EvictPod(_Frozen):
-    pass
-
-
-class RolloutRestart(_Frozen):
-    pass
-
-
-class CaptureDiagnostics(_Frozen):
-    events: int = Field(20, ge=0)
-    """Most recent Kubernetes Events of the pod to attach to the notification."""
-
-
-class Escalate(_Frozen):
-    message: str = "Automatic mitigation is not enough: a human must look at this workload."
-    """Text sent to the notifiers."""
-
-
-class ActionSpec(_Frozen):
-    """Exactly one action, written as a one-key mapping: `- raise_memory: {ratio: 1.5}`."""
-
-    raise_memory: RaiseMemory | None = None
-    scale_out: ScaleOut | None = None
-    evict_pod: EvictPod | None = None
-    rollout_restart: RolloutRestart | None = None
-    capture_diagnostics: CaptureDiagnostics | None = None
-    escalate: Escalate | None = None
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, core_schema: Any, handler: pydantic.GetJsonSchemaHandler
-    ) -> dict[str, Any]:
-        # `- evict_pod` (a bare name) or a one-key mapping; `_exactly_one` is not expressible beyond that.
-        names = sorted(cls.model_fields)
-        mapping = handler(core_schema)
-        return {"anyOf": [{"enum": names}, mapping]}
-
-    @pydantic.model_validator(mode="before")
-    @classmethod
-    def _allow_bare_name(cls, data: Any) -> Any:
-        # `- evict_pod` reads better than `- evict_pod: {}` for actions without options.
-        if isinstance(data, str):
-            return {data: {}}
-        if isinstance(data, dict):
-            return {key: ({} if value is None else value) for key, value in data.items()}
-        return data
-
-    # The chosen action, found once at validation: it is asked for several times per alert.
-    _action: Action | None = pydantic.PrivateAttr(default=None)
-
-    @pydantic.model_validator(mode="after")
-    def _exactly_one(self) -> ActionSpec:
-        chosen = [name for name in type(self).model_fields if getattr(self, name) is not None]
-        if len(chosen) != 1:
-            raise ValueError(f"exactly one action per entry, got {chosen or 'none'}")
-        self._action = Action(chosen[0])
-        return self
-
-    @property
-    def action(self) -> Action:
-        if self._action is None:
-            raise AssertionError("validated to hold one action")
-        return self._action
-
-    @property
-    def options(self) -> pydantic.BaseModel:
-        options = getattr(self, self.action.value)
-        assert isinstance(options, pydantic.BaseModel)
-        return options
-
-
-class Playbook(_Frozen):
+class Playbook(schemas.Frozen):
     name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")
     """Unique name; appears in metrics, ledgers, Events and notifications."""
     alerts: list[AlertKind] = Field(min_length=1)
@@ -361,21 +224,21 @@ class Playbook(_Frozen):
     `escalate` are always carried out in addition."""
 
 
-class BudgetSettings(_Frozen):
+class BudgetSettings(schemas.Frozen):
     mutations: int = Field(20, ge=0)
     """Cluster-wide writes allowed per window (a token bucket shared by every replica)."""
     window_seconds: float = Field(600, gt=0)
     """The budget refills fully over this many seconds."""
 
 
-class CapSettings(_Frozen):
+class CapSettings(schemas.Frozen):
     max_actions: int = Field(3, gt=0)
     """Actions on one workload within the window before the service escalates to humans instead."""
     window_seconds: float = Field(3600, gt=0)
     """Window for max_actions, in seconds."""
 
 
-class BlastRadiusSettings(_Frozen):
+class BlastRadiusSettings(schemas.Frozen):
     max_workloads: int = Field(10, gt=0)
     """More distinct workloads alerting than this within the window trips the breaker: no more writes."""
     window_seconds: float = Field(300, gt=0)
@@ -384,7 +247,7 @@ class BlastRadiusSettings(_Frozen):
     """The breaker closes again after this many seconds without new workloads alerting (or on `resume`)."""
 
 
-class GuardrailSettings(_Frozen):
+class GuardrailSettings(schemas.Frozen):
     namespaces_include: list[str] = Field(default_factory=lambda: ["*"])
     """Namespace globs the service may act in."""
     namespaces_exclude: list[str] = Field(
@@ -397,7 +260,7 @@ class GuardrailSettings(_Frozen):
     opt_in: bool = False
     """false: every workload is managed unless annotated oom-responder.io/enabled: "false";
     true: only workloads annotated oom-responder.io/enabled: "true"."""
-    max_memory: MemoryBytes = 16 * 2**30
+    max_memory: schemas.MemoryBytes = 16 * 2**30
     """Global ceiling on any container memory limit the service writes."""
     max_replicas: int = Field(50, gt=0)
     """Global ceiling on replicas (and HPA minReplicas) the service writes."""
@@ -405,10 +268,7 @@ class GuardrailSettings(_Frozen):
     """No single raise may multiply a limit by more than this."""
     cooldown_seconds: dict[Action, float] = Field(
         default_factory=lambda: {
-            Action.RAISE_MEMORY: 1800.0,
-            Action.SCALE_OUT: 600.0,
-            Action.EVICT_POD: 300.0,
-            Action.ROLLOUT_RESTART: 900.0,
+            action: traits.cooldown_seconds for action, traits in actions.TRAITS.items() if traits.mutating
         }
     )
     """Per workload and action, seconds after an action before the same action again (from the ledger)."""
@@ -421,7 +281,7 @@ class GuardrailSettings(_Frozen):
     """Name of the ConfigMap holding the global budget, the breaker and the pause switch."""
 
 
-class KubernetesSettings(_Frozen):
+class KubernetesSettings(schemas.Frozen):
     kubeconfig: str | None = None
     """Kubeconfig file; unset means in-cluster config, then ~/.kube/config."""
     context: str | None = None
@@ -481,7 +341,7 @@ Regex = Annotated[str, pydantic.AfterValidator(_check_regex)]
 """A Python regular expression, checked when the configuration is loaded."""
 
 
-class PreviousLogsSettings(_Frozen):
+class PreviousLogsSettings(schemas.Frozen):
     """Runbook Step 4: the OOM-killed container's previous log, grepped for memory trouble."""
 
     enabled: bool = True
@@ -501,7 +361,7 @@ class PreviousLogsSettings(_Frozen):
     are. Applied before the length cap."""
 
 
-class HeapDumpRuntime(_Frozen):
+class HeapDumpRuntime(schemas.Frozen):
     """How to make a heap dump in one runtime: a command run in the container through `pods/exec`."""
 
     command: list[str] = Field(min_length=1)
@@ -551,7 +411,7 @@ def _default_runtimes() -> dict[str, HeapDumpRuntime]:
     }
 
 
-class HeapDumpSettings(_Frozen):
+class HeapDumpSettings(schemas.Frozen):
     """Runbook Step 5: a heap dump of the leaking process, opt-in (needs `get` and `create` on `pods/exec`)."""
 
     enabled: bool = False
@@ -565,12 +425,12 @@ class HeapDumpSettings(_Frozen):
     """Most bytes of the command's stdout and stderr kept (each); the rest is discarded."""
 
 
-class DiagnosticsSettings(_Frozen):
+class DiagnosticsSettings(schemas.Frozen):
     previous_logs: PreviousLogsSettings = Field(default_factory=PreviousLogsSettings)
     heap_dump: HeapDumpSettings = Field(default_factory=HeapDumpSettings)
 
 
-class AlertmanagerSettings(_Frozen):
+class AlertmanagerSettings(schemas.Frozen):
     """The Alertmanager API (v2) the service creates silences in while a mitigation is under way."""
 
     url: str | None = None
@@ -600,7 +460,7 @@ class AlertmanagerSettings(_Frozen):
         return value.rstrip("/") if value else value
 
 
-class PrometheusQueries(_Frozen):
+class PrometheusQueries(schemas.Frozen):
     """The PromQL the reader runs (kube-prometheus-stack series by default).
 
     Placeholders, filled by the reader and escaped: `$namespace`, `$pods` (a regular expression of the
@@ -629,7 +489,7 @@ class PrometheusQueries(_Frozen):
     """Restart counter per container from kube-state-metrics (lifetimes are split where it increases)."""
 
 
-class PrometheusSettings(_Frozen):
+class PrometheusSettings(schemas.Frozen):
     """The Prometheus the memory history is read from (runbook Step 3). Unset url: no analysis, as before."""
 
     url: str | None = None
@@ -676,14 +536,14 @@ class PrometheusSettings(_Frozen):
         return value.rstrip("/") if value else value
 
 
-class VerificationSettings(_Frozen):
+class VerificationSettings(schemas.Frozen):
     timeout_seconds: float = Field(300, gt=0)
     """How long to follow a rollout before reporting it as failed, in seconds."""
     poll_seconds: float = Field(2.0, gt=0)
     """Interval between rollout checks, in seconds."""
 
 
-class SlackSettings(_Frozen):
+class SlackSettings(schemas.Frozen):
     enabled: bool = False
     """Send notifications to Slack."""
     token_file: str | None = None
@@ -711,7 +571,7 @@ class SlackSettings(_Frozen):
     for its Retry-After and does not use an attempt)."""
 
 
-class WebhookNotifierSettings(_Frozen):
+class WebhookNotifierSettings(schemas.Frozen):
     name: str = Field(min_length=1)
     """Name used in metrics and logs."""
     url_file: str | None = None
@@ -730,12 +590,12 @@ class WebhookNotifierSettings(_Frozen):
     """Attempts for a POST failing with 5xx or a timeout before it is counted as failed."""
 
 
-class NotifierSettings(_Frozen):
+class NotifierSettings(schemas.Frozen):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     webhooks: list[WebhookNotifierSettings] = Field(default_factory=list)
 
 
-class LoggingSettings(_Frozen):
+class LoggingSettings(schemas.Frozen):
     format: Literal["json", "text"] = "json"
     """json: one object per line; text: for humans at a terminal."""
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -766,7 +626,7 @@ def _default_playbooks() -> list[Playbook]:
     ]
 
 
-class Settings(_Frozen):
+class Settings(schemas.Frozen):
     mode: Mode = Mode.DRY_RUN
     """dry-run: plan, guard and report "would do", never write; enforce: write."""
     identity: str | None = None

@@ -15,7 +15,7 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from responder.models import decisions, notices, settings
+from responder.models import actions, decisions, notices
 
 __all__ = [
     "MAX_BLOCKS",
@@ -80,15 +80,6 @@ _KIND_EMOJI = {
     notices.NoticeKind.RESOLVED: ":white_check_mark:",
     notices.NoticeKind.ESCALATION: ":rotating_light:",
     notices.NoticeKind.BREAKER: ":octagonal_sign:",
-}
-
-_ACTION_WORDS = {
-    settings.Action.RAISE_MEMORY: ("memory limit raised", "would raise the memory limit"),
-    settings.Action.SCALE_OUT: ("scaled out", "would scale out"),
-    settings.Action.EVICT_POD: ("pod evicted", "would evict the pod"),
-    settings.Action.ROLLOUT_RESTART: ("rollout restarted", "would restart the rollout"),
-    settings.Action.CAPTURE_DIAGNOSTICS: ("diagnostics captured", "would capture diagnostics"),
-    settings.Action.ESCALATE: ("escalated to humans", "would escalate to humans"),
 }
 
 _GUARDRAIL_WORDS = {
@@ -162,10 +153,10 @@ def title(notice: notices.Notice) -> str:
 def _what_happened(notice: notices.Notice) -> str:
     kind = notice.kind
     if kind is notices.NoticeKind.ACTION:
-        done, would = (
-            _ACTION_WORDS.get(notice.action, ("acted", "would act")) if notice.action else ("acted", "")
-        )
-        return f"DRY RUN: {would}" if notice.dry_run else done
+        if notice.action is None:
+            return "DRY RUN: " if notice.dry_run else "acted"
+        traits = actions.traits_of(notice.action)
+        return f"DRY RUN: {traits.would_words}" if notice.dry_run else traits.done_words
     if kind is notices.NoticeKind.REFUSAL:
         if notice.guardrail is not None:
             return f"blocked by guardrail {notice.guardrail.value}"
@@ -275,8 +266,8 @@ def _outcome_line(notice: notices.Notice) -> str | None:
         if notice.outcome is decisions.Outcome.FAILED:
             return ":x: *Verification failed*: the change did not roll out. Look at the workload now."
         return ":white_check_mark: *Verified*: the rollout finished."
-    following = (settings.Action.RAISE_MEMORY, settings.Action.SCALE_OUT, settings.Action.ROLLOUT_RESTART)
-    if notice.kind is notices.NoticeKind.ACTION and not notice.dry_run and notice.action in following:
+    following = notice.action is not None and actions.traits_of(notice.action).follows_rollout
+    if notice.kind is notices.NoticeKind.ACTION and not notice.dry_run and following:
         return (
             ":hourglass_flowing_sand: Verification: following the rollout; the result follows in this thread."
         )

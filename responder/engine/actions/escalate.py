@@ -1,18 +1,30 @@
-"""escalate: tell humans that automatic mitigation is not enough.
+"""escalate, the I/O part: hand the escalation to the reporter (an ESCALATION notice and a Warning Event).
 
-Stage: act (notifies only). The message comes from the playbook; the engine sends it as an ESCALATION
-notice. Must not write to the cluster.
+Stage: act (notifies only). Must not write to the cluster's workloads; the text is
+`responder.logic.actions.escalate`'s.
 """
 
 from __future__ import annotations
 
-from responder.models import settings
+from responder.engine.actions import base
+from responder.kube import client
+from responder.logic.actions import escalate as pure
+from responder.models import actions, decisions, notices
 
-__all__ = ["message"]
+__all__ = ["PART", "carry_out"]
 
 
-def message(options: settings.Escalate, *, already_done: str | None) -> str:
-    """The escalation text, with what was already tried."""
-    if already_done:
-        return f"{options.message} Already done: {already_done}."
-    return options.message
+async def carry_out(
+    kube: client.Kube, *, given: base.AdditionalInput, options: actions.Escalate
+) -> base.AdditionalResult:
+    text = pure.message(options, already_done=given.done, diagnostics=given.diagnostics)
+    return base.AdditionalResult(
+        decisions.Outcome.ESCALATED,
+        f"{given.target.key} needs a human: {options.message}",
+        text,
+        kind=notices.NoticeKind.ESCALATION,
+        event=True,
+    )
+
+
+PART = base.Additional(carry_out=carry_out)

@@ -1,4 +1,4 @@
-"""evict_pod: evict the one hot pod through the Eviction API, then record it on the workload.
+"""evict_pod, the I/O part: evict the one hot pod through the Eviction API, then record it on the workload.
 
 Stage: act. Runbook RB-010 solution 4. The eviction goes first: a PodDisruptionBudget may refuse it (429,
 `errors.KubePdbBlocked`), and a refused eviction must not leave a ledger entry that would put the workload
@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 
+from responder.engine.actions import base
 from responder.kube import client, patching
-from responder.logic import planning
-from responder.models import ledgers, targets
+from responder.logic.actions import evict_pod as pure
+from responder.models import ledgers, mutations, targets
 
-__all__ = ["carry_out"]
+__all__ = ["PART", "carry_out"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,12 +26,11 @@ logger = logging.getLogger(__name__)
 async def carry_out(
     kube: client.Kube,
     *,
-    snapshot: planning.WorkloadSnapshot,
-    mutation: planning.Mutation,
+    snapshot: mutations.WorkloadSnapshot,
+    mutation: mutations.Mutation[pure.EvictChange],
     dry_run: bool,
 ) -> client.Body:
-    assert mutation.evict_pod is not None
-    await patching.evict_pod(kube, snapshot.target.namespace, mutation.evict_pod, dry_run=dry_run)
+    await patching.evict_pod(kube, snapshot.target.namespace, mutation.change.pod, dry_run=dry_run)
     if snapshot.target.kind is targets.WorkloadKind.POD:
         return dict(snapshot.workload)
     if dry_run:
@@ -54,3 +54,6 @@ async def carry_out(
             extra={"target": snapshot.target.key, "occurrence_id": mutation.entry.occurrence},
         )
     return dict(snapshot.workload)
+
+
+PART = base.Mutating(carry_out=carry_out)

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from responder.logic import planning
-from responder.models import alerts, decisions, ledgers, settings, targets
+from responder.logic.actions import raise_memory, rollout_restart, scale_out
+from responder.models import alerts, cluster_state, decisions, ledgers, mutations, settings, targets
 
 NOW = datetime.datetime(2026, 3, 1, 12, 0, 0, tzinfo=datetime.UTC)
 MI = 2**20
@@ -90,10 +91,10 @@ def snapshot(
     hpa: dict[str, Any] | None = None,
     vpa: str | None = None,
     pod: dict[str, Any] | None = None,
-) -> planning.WorkloadSnapshot:
+) -> mutations.WorkloadSnapshot:
     workload = workload or make_workload()
     raw = (workload["metadata"].get("annotations") or {}).get(ledgers.ANNOTATION)
-    return planning.WorkloadSnapshot(
+    return mutations.WorkloadSnapshot(
         target=target,
         workload=workload,
         pod=pod if pod is not None else {"metadata": {"name": "web-7d9f-abcde"}, "status": {}},
@@ -108,12 +109,12 @@ def playbook(*actions: settings.ActionSpec) -> settings.Playbook:
 
 
 def propose(
-    snap: planning.WorkloadSnapshot,
+    snap: mutations.WorkloadSnapshot,
     book: settings.Playbook,
     *,
     config: settings.Settings | None = None,
     event: alerts.AlertEvent | None = None,
-) -> planning.Proposal:
+) -> mutations.Proposal:
     return planning.propose(
         snapshot=snap,
         event=event or make_event(),
@@ -149,7 +150,7 @@ def app_resources(patch: dict[str, Any]) -> dict[str, Any]:
     ],
 )
 def test_raises_like_the_vertical_pod_autoscaler(current: int, expected: int) -> None:
-    assert planning.raised_limit(current, ratio=1.2, min_step=100 * MI) == expected
+    assert raise_memory.raised_limit(current, ratio=1.2, min_step=100 * MI) == expected
 
 
 @pytest.mark.parametrize(
@@ -162,7 +163,7 @@ def test_raises_like_the_vertical_pod_autoscaler(current: int, expected: int) ->
     ],
 )
 def test_scales_by_a_count_or_a_percentage(current: int, step: str, expected: int) -> None:
-    assert planning.scaled_replicas(current, step) == expected
+    assert scale_out.scaled_replicas(current, step) == expected
 
 
 # ---- raise_memory ---------------------------------------------------------------------------------------
@@ -176,7 +177,7 @@ def test_raises_the_alerted_container_and_keeps_a_smaller_request() -> None:
     assert (mutation.plan.from_value, mutation.plan.to_value) == ("128Mi", "228Mi")
     assert (mutation.plan.from_amount, mutation.plan.to_amount) == (128 * MI, 228 * MI)
     assert app_resources(mutation.workload_patch) == {"limits": {"memory": "228Mi"}}
-    assert mutation.memory == planning.MemoryChange("app", 128 * MI, 228 * MI, 64 * MI, None)
+    assert mutation.change == raise_memory.MemoryChange("app", 128 * MI, 228 * MI, 64 * MI, None)
 
 
 def test_guaranteed_qos_stays_guaranteed() -> None:
@@ -214,7 +215,7 @@ def test_the_body_carries_the_ledger_and_the_resource_version_precondition() -> 
     [
         pytest.param(settings.RaiseMemory(max="200Mi"), {}, "200Mi", id="playbook-max"),
         pytest.param(
-            settings.RaiseMemory(), {planning.MAX_MEMORY_ANNOTATION: "150Mi"}, "150Mi", id="annotation"
+            settings.RaiseMemory(), {cluster_state.MAX_MEMORY_ANNOTATION: "150Mi"}, "150Mi", id="annotation"
         ),
     ],
 )
@@ -236,7 +237,7 @@ def test_the_raise_is_capped_by_the_single_step_guardrail() -> None:
 
 
 def test_a_container_at_the_ceiling_is_refused() -> None:
-    workload = make_workload(annotations={planning.MAX_MEMORY_ANNOTATION: "128Mi"})
+    workload = make_workload(annotations={cluster_state.MAX_MEMORY_ANNOTATION: "128Mi"})
     proposal = propose(snapshot(workload), playbook(RAISE))
     assert proposal.mutation is None
     [(action, decision)] = proposal.skipped
@@ -285,15 +286,15 @@ def test_the_container_is_taken_from_the_pod_status_when_the_alert_names_none() 
             ]
         }
     }
-    assert planning.choose_container(snapshot(pod=pod), None) == "sidecar"
-    assert planning.choose_container(snapshot(), "nope") is None
+    assert raise_memory.choose_container(snapshot(pod=pod), None) == "sidecar"
+    assert raise_memory.choose_container(snapshot(), "nope") is None
 
 
 def test_the_dry_run_pod_carries_the_new_memory_and_the_template_labels() -> None:
     snap = snapshot(make_workload(limit="1Gi", request="1Gi"))
     mutation = propose(snap, playbook(RAISE)).mutation
-    assert mutation is not None and mutation.memory is not None
-    pod = planning.dry_run_pod(snap, mutation.memory)
+    assert mutation is not None and mutation.change is not None
+    pod = raise_memory.dry_run_pod(snap, mutation.change)
     app = pod["spec"]["containers"][0]
     assert app["resources"]["limits"] == {"cpu": "1", "memory": "1229Mi"}
     assert app["resources"]["requests"] == {"cpu": "10m", "memory": "1229Mi"}
@@ -304,19 +305,19 @@ def test_the_dry_run_pod_carries_the_new_memory_and_the_template_labels() -> Non
 
 
 def test_the_revert_body_writes_the_previous_values_back() -> None:
-    change = planning.MemoryChange("app", 1024 * MI, 1229 * MI, 1024 * MI, 1229 * MI)
-    assert app_resources(planning.memory_revert_patch(change)) == {
+    change = raise_memory.MemoryChange("app", 1024 * MI, 1229 * MI, 1024 * MI, 1229 * MI)
+    assert app_resources(raise_memory.revert_patch(change)) == {
         "limits": {"memory": "1Gi"},
         "requests": {"memory": "1Gi"},
     }
 
 
 def test_a_revert_applies_only_while_the_raised_limit_is_still_there() -> None:
-    change = planning.MemoryChange("app", 1024 * MI, 1229 * MI, 1024 * MI, 1229 * MI)
-    assert planning.still_raised(snapshot(make_workload(limit="1229Mi", request="1229Mi")), change)
+    change = raise_memory.MemoryChange("app", 1024 * MI, 1229 * MI, 1024 * MI, 1229 * MI)
+    assert raise_memory.still_raised(snapshot(make_workload(limit="1229Mi", request="1229Mi")), change)
     # Someone set another limit while the rollout was being followed: theirs stays.
-    assert not planning.still_raised(snapshot(make_workload(limit="2Gi", request="1229Mi")), change)
-    assert not planning.still_raised(snapshot(make_workload(limit="1Gi", request="1Gi")), change)
+    assert not raise_memory.still_raised(snapshot(make_workload(limit="2Gi", request="1229Mi")), change)
+    assert not raise_memory.still_raised(snapshot(make_workload(limit="1Gi", request="1Gi")), change)
 
 
 def test_a_verification_result_updates_only_its_own_entry() -> None:
@@ -333,14 +334,14 @@ def test_a_verification_result_updates_only_its_own_entry() -> None:
 def test_scales_out_through_spec_replicas_in_the_same_write_as_the_ledger() -> None:
     mutation = propose(snapshot(), playbook(SCALE), event=make_event(settings.AlertKind.MEMORY_HIGH)).mutation
     assert mutation is not None
-    assert mutation.replicas == 3
+    assert mutation.change.replicas == 3
     assert mutation.workload_patch["spec"] == {"replicas": 3}
     assert ledgers.ANNOTATION in mutation.workload_patch["metadata"]["annotations"]
-    assert mutation.changes_workload
+    assert mutation.change.changes_workload
 
 
 def test_scale_out_is_capped_by_the_max_replicas_annotation() -> None:
-    workload = make_workload(replicas=4, annotations={planning.MAX_REPLICAS_ANNOTATION: "4"})
+    workload = make_workload(replicas=4, annotations={cluster_state.MAX_REPLICAS_ANNOTATION: "4"})
     proposal = propose(snapshot(workload), playbook(SCALE))
     assert proposal.mutation is None
     assert proposal.skipped[0][1].reason is decisions.Reason.AT_CEILING
@@ -356,16 +357,16 @@ def make_hpa(min_replicas: int, max_replicas: int) -> dict[str, Any]:
 def test_an_hpa_gets_a_higher_floor_instead_of_a_direct_scale() -> None:
     mutation = propose(snapshot(hpa=make_hpa(2, 5)), playbook(SCALE)).mutation
     assert mutation is not None
-    assert mutation.hpa_name == "web"
-    assert mutation.hpa_patch == {"spec": {"minReplicas": 3}}
+    assert mutation.change.hpa_name == "web"
+    assert mutation.change.hpa_patch == {"spec": {"minReplicas": 3}}
     assert "spec" not in mutation.workload_patch  # only the ledger is written on the workload
-    assert not mutation.changes_workload
+    assert not mutation.change.changes_workload
 
 
 def test_an_hpa_floor_never_exceeds_its_maximum() -> None:
     book = playbook(settings.ActionSpec(scale_out=settings.ScaleOut(step="+5")))
     mutation = propose(snapshot(hpa=make_hpa(2, 4)), book).mutation
-    assert mutation is not None and mutation.replicas == 4
+    assert mutation is not None and mutation.change.replicas == 4
     at_max = propose(snapshot(hpa=make_hpa(4, 4)), book)
     assert at_max.mutation is None
     assert at_max.skipped[0][1].reason is decisions.Reason.HPA_AT_MAX
@@ -378,14 +379,14 @@ def test_a_daemonset_cannot_scale_so_the_next_action_evicts() -> None:
     )
     assert proposal.mutation is not None
     assert proposal.mutation.plan.action is settings.Action.EVICT_POD
-    assert proposal.mutation.evict_pod == "web-7d9f-abcde"
+    assert proposal.mutation.change.pod == "web-7d9f-abcde"
     assert [(a, d.reason) for a, d in proposal.skipped] == [
         (settings.Action.SCALE_OUT, decisions.Reason.NOT_SCALABLE)
     ]
 
 
 def test_evicting_needs_a_live_pod() -> None:
-    snap = planning.WorkloadSnapshot(target=DEPLOYMENT, workload=make_workload(), pod=None)
+    snap = mutations.WorkloadSnapshot(target=DEPLOYMENT, workload=make_workload(), pod=None)
     proposal = propose(snap, playbook(EVICT))
     assert proposal.skipped[0][1].reason is decisions.Reason.POD_GONE
 
@@ -398,7 +399,7 @@ def test_a_restart_stamps_the_template_annotation() -> None:
     mutation = propose(snapshot(), book).mutation
     assert mutation is not None
     stamp = mutation.workload_patch["spec"]["template"]["metadata"]["annotations"][
-        planning.RESTARTED_AT_ANNOTATION
+        rollout_restart.RESTARTED_AT_ANNOTATION
     ]
     assert stamp == "2026-03-01T12:00:00Z"
 

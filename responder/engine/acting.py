@@ -1,0 +1,260 @@
+"""Acting on a plan: guard → precheck → reserve budget → write → (on failure) return the budget.
+
+Stage: act. `Actor.act` carries out one planned mutation through its action's I/O part
+(`responder.engine.actions`), reporting the outcome once through the `Reporter`; a write that lost a
+resourceVersion race raises `Replan` (the caller re-reads, re-checks and re-plans). `Actor.act_additional`
+carries out the non-mutating actions (diagnostics, escalation) beside it. A preview (`oom-responder plan`)
+walks the same path with a muted reporter and stops before anything would be reserved or written.
+It never catches `ApiException` (only `responder.kube.errors`) and never swallows `CancelledError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from responder.engine import actions as parts
+from responder.engine import reporting
+from responder.engine.actions import base
+from responder.kube import client, errors
+from responder.logic import planning
+from responder.models import actions, cluster_state, decisions, mutations, settings, targets
+
+__all__ = ["Acted", "Actor", "Guard", "Replan", "StateStore", "Verifier"]
+
+logger = logging.getLogger(__name__)
+
+
+class Replan(Exception):
+    """The write lost a resourceVersion race (409): someone wrote first; re-read, re-check and re-plan."""
+
+
+class Guard(Protocol):
+    def __call__(
+        self,
+        *,
+        plan: decisions.Plan,
+        snapshot: cluster_state.TargetSnapshot,
+        cluster: cluster_state.ClusterState,
+        settings: settings.Settings,
+        now: datetime.datetime,
+    ) -> decisions.Decision: ...
+
+
+class StateStore(Protocol):
+    """The cluster-wide guardrail state (`responder.kube.state.StateStore`)."""
+
+    async def read(self) -> cluster_state.ClusterState: ...
+
+    def last_known(self) -> cluster_state.ClusterState | None: ...
+
+    async def note_alerting(
+        self, target: targets.Target, *, now: datetime.datetime
+    ) -> tuple[cluster_state.ClusterState, cluster_state.BreakerTransition | None]: ...
+
+    async def reserve(self, *, now: datetime.datetime) -> decisions.Decision: ...
+
+    async def return_budget(self, *, now: datetime.datetime) -> None: ...
+
+
+class Verifier(Protocol):
+    """Follows a written change's rollout in the background (`responder.engine.verifying.Verifier`)."""
+
+    def verify_later(
+        self,
+        run: reporting.Run,
+        *,
+        mutation: mutations.Mutation[mutations.Change],
+        written: client.Body,
+        options: object,
+    ) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Acted:
+    """How acting on one plan ended."""
+
+    decision: decisions.Decision
+    """Allowed (with what followed the write) or the refusal that stopped it."""
+    summary: str | None = None
+    """What was done, in one line; None when nothing was written (blocked or refused, already reported)."""
+
+
+class Actor:
+    def __init__(
+        self,
+        *,
+        settings: settings.Settings,
+        kube: client.Kube,
+        state_store: StateStore,
+        reporter: reporting.Reporter,
+        verifier: Verifier | None,
+        clock: Callable[[], datetime.datetime],
+        guard: Guard,
+        wrote: Callable[[str], None],
+        preview: bool = False,
+    ) -> None:
+        """`wrote(key)` is told after every write (or attempt) on a workload; `verifier` None follows nothing.
+        With `preview`, nothing is reserved or written and the reporter should be muted."""
+        self.settings = settings
+        self.kube = kube
+        self.state_store = state_store
+        self.reporter = reporter
+        self.verifier = verifier
+        self.clock = clock
+        self.guard = guard
+        self.wrote = wrote
+        self.preview = preview
+
+    @property
+    def dry_run(self) -> bool:
+        return self.preview or self.settings.mode is settings.Mode.DRY_RUN
+
+    async def _guarded(
+        self, plan: decisions.Plan, guard_snapshot: cluster_state.TargetSnapshot
+    ) -> decisions.Decision:
+        # The state this process last saw is good enough to go on: `reserve` re-checks pause, breaker and
+        # budget on the freshest state under compare-and-swap before the write. Not in dry-run or a preview
+        # (nothing is reserved there), and not to refuse: a refusal is decided again on a fresh read.
+        cluster = None if self.dry_run else self.state_store.last_known()
+        if cluster is not None:
+            decision = self.guard(
+                plan=plan, snapshot=guard_snapshot, cluster=cluster, settings=self.settings, now=self.clock()
+            )
+            if decision.allowed:
+                return decision
+        return self.guard(
+            plan=plan,
+            snapshot=guard_snapshot,
+            cluster=await self.state_store.read(),
+            settings=self.settings,
+            now=self.clock(),
+        )
+
+    async def act(
+        self,
+        run: reporting.Run,
+        *,
+        snapshot: mutations.WorkloadSnapshot,
+        mutation: mutations.Mutation[mutations.Change],
+        guard_snapshot: cluster_state.TargetSnapshot,
+        options: object,
+    ) -> Acted:
+        """Guard, pre-check, reserve, write and report one mutation. Raises `Replan` after a 409."""
+        plan = mutation.plan
+        action = plan.action
+        part = parts.mutating(action)
+        decision = await self._guarded(plan, guard_snapshot)
+        if not decision.allowed:
+            await self.reporter.blocked_with_event(run, plan, decision)
+            return Acted(decision)
+        if part.precheck is not None:
+            refusal = await part.precheck(self.kube, snapshot=snapshot, mutation=mutation)
+            if refusal is not None:
+                await self.reporter.refused(run, action, decisions.Outcome.FAILED, refusal, plan=plan)
+                return Acted(refusal)
+        if self.preview:
+            return Acted(decision)
+        reserved = False
+        if not self.dry_run:
+            budget = await self.state_store.reserve(now=self.clock())
+            if not budget.allowed:
+                await self.reporter.blocked_with_event(run, plan, budget)
+                return Acted(budget)
+            reserved = True
+        try:
+            try:
+                written = await part.carry_out(
+                    self.kube, snapshot=snapshot, mutation=mutation, dry_run=self.dry_run
+                )
+            finally:
+                self.wrote(snapshot.target.key)
+        except errors.KubeConflict as e:
+            if reserved:
+                await self.state_store.return_budget(now=self.clock())
+            logger.info("409 on %s: re-reading and re-planning", snapshot.target.key)
+            raise Replan(snapshot.target.key) from e
+        except errors.KubeError as e:
+            # A 5xx may have been applied: its token stays spent rather than risk a second write on it.
+            if reserved and not isinstance(e, errors.KubeUnavailable):
+                await self.state_store.return_budget(now=self.clock())
+            refusal = decisions.Decision.refuse(errors.reason_for(e), e.message)
+            await self.reporter.refused(run, action, decisions.Outcome.FAILED, refusal, plan=plan)
+            return Acted(refusal)
+        extra = ""
+        if part.after_write is not None:
+            extra = await part.after_write(
+                self.kube, snapshot=snapshot, mutation=mutation, options=options, dry_run=self.dry_run
+            )
+        outcome = decisions.Outcome.WOULD_DO if self.dry_run else decisions.Outcome.DONE
+        summary = planning.describe(plan)
+        allowed = decisions.Decision.allow(extra)
+        self.reporter.report(run, action, outcome, allowed, plan=plan, summary=summary)
+        await self.reporter.record_event(
+            run, action, outcome, decisions.Reason.ALLOWED, f"{summary}. {extra}".strip()
+        )
+        if not self.dry_run and self.verifier is not None and actions.traits_of(action).follows_rollout:
+            self.verifier.verify_later(run, mutation=mutation, written=written, options=options)
+        return Acted(allowed, summary)
+
+    async def act_additional(
+        self,
+        run: reporting.Run,
+        *,
+        snapshot: mutations.WorkloadSnapshot,
+        specs: tuple[actions.ActionSpec, ...],
+        guard_snapshot: cluster_state.TargetSnapshot,
+        done: str | None,
+    ) -> tuple[actions.Action, ...]:
+        """Carry out the non-mutating actions in order (each guarded: scope policy applies to them too);
+        the actions the guard allowed."""
+        allowed: list[actions.Action] = []
+        diagnostics = ""
+        for spec in specs:
+            plan = decisions.Plan(
+                playbook=run.playbook,
+                action=spec.action,
+                target=snapshot.target,
+                occurrence_id=run.event.occurrence_id,
+                pod=run.event.pod,
+            )
+            decision = self.guard(
+                plan=plan,
+                snapshot=guard_snapshot,
+                cluster=await self.state_store.read(),
+                settings=self.settings,
+                now=self.clock(),
+            )
+            if not decision.allowed:
+                self.reporter.blocked(run, plan, decision)
+                continue
+            allowed.append(spec.action)
+            given = base.AdditionalInput(
+                target=snapshot.target,
+                namespace=run.event.namespace or snapshot.target.namespace,
+                pod_name=run.event.pod,
+                pod=snapshot.pod,
+                done=done,
+                diagnostics=diagnostics,
+            )
+            result = await parts.additional(spec.action).carry_out(
+                self.kube, given=given, options=spec.options
+            )
+            diagnostics = result.diagnostics or diagnostics
+            self.reporter.report(
+                run,
+                spec.action,
+                result.outcome,
+                decisions.Decision.allow(result.detail),
+                plan=plan,
+                kind=result.kind,
+                summary=result.summary,
+            )
+            if result.event:
+                await self.reporter.record_event(
+                    run, spec.action, result.outcome, decisions.Reason.ALLOWED, result.detail
+                )
+        return tuple(allowed)

@@ -1,0 +1,291 @@
+"""Reporting every outcome exactly once: a metric, a log line, a notice and, where it helps, a Kubernetes Event.
+
+Stage: notify. One `Reporter` per process; processing, acting and verifying hand it what happened and it
+says so everywhere, in one shape: the same enum values become the metric's labels, the notice's fields and
+the Event's reason, so an operator can follow one word from Slack to Grafana to `kubectl describe`. A muted
+reporter (the `plan` command's preview) says nothing anywhere. It decides nothing about incidents, and a
+failing notifier or Event write never fails a mitigation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from responder import metrics as metrics_mod
+from responder.kube import client, events
+from responder.models import alerts, cluster_state, decisions, notices, settings, targets, work
+
+__all__ = ["Notifier", "Reporter", "Run"]
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime.datetime]
+
+# Outcomes that a later delivery of the same alert may turn into an action: the API server was in trouble,
+# a PodDisruptionBudget refused an eviction for now, the workload kept changing, or a cluster-wide guardrail
+# that lifts by itself (budget refill, breaker quiet period) or by `resume` blocked it. Cooldown, cap and
+# ceiling blocks are not passing: repeating the alert does not change them.
+_PASSING_REASONS = frozenset(
+    {decisions.Reason.API_ERROR, decisions.Reason.PDB_BLOCKED, decisions.Reason.CONFLICT}
+)
+_PASSING_GUARDRAILS = frozenset(
+    {decisions.Guardrail.BUDGET, decisions.Guardrail.BLAST_RADIUS, decisions.Guardrail.PAUSED}
+)
+
+_WARNING_OUTCOMES = frozenset(
+    {decisions.Outcome.FAILED, decisions.Outcome.BLOCKED, decisions.Outcome.ESCALATED}
+)
+
+
+class Notifier(Protocol):
+    """Anything that takes notices without blocking (`responder.engine.notifying.Notifiers`)."""
+
+    def notify(self, notice: notices.Notice) -> None: ...
+
+
+@dataclasses.dataclass
+class Run:
+    """What one alert's processing has learned so far (for reports)."""
+
+    item: work.WorkItem
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    target: targets.Target | None = None
+    workload_uid: str | None = None
+    thread: str | None = None
+    passing: bool = False
+    """An outcome that may change soon (API trouble, a PDB, budget, breaker, pause): take the next delivery."""
+
+    @property
+    def event(self) -> alerts.AlertEvent:
+        return self.item.event
+
+    @property
+    def playbook(self) -> str:
+        return self.item.playbook.name if self.item.playbook else ""
+
+    @property
+    def first_action(self) -> settings.Action:
+        """The action outcomes that happen before any action was tried are counted under."""
+        playbook = self.item.playbook
+        if playbook is None or not playbook.actions:
+            return settings.Action.ESCALATE
+        return playbook.actions[0].action
+
+
+class Reporter:
+    def __init__(
+        self,
+        *,
+        metrics: metrics_mod.Metrics,
+        notifiers: Notifier,
+        kube: client.Kube,
+        clock: Clock,
+        identity: str,
+        dry_run: bool,
+        muted: bool = False,
+    ) -> None:
+        self.metrics = metrics
+        self.notifiers = notifiers
+        self.kube = kube
+        self.clock = clock
+        self.identity = identity
+        self.dry_run = dry_run
+        self.muted = muted
+
+    def muted_copy(self) -> Reporter:
+        """A reporter that says nothing (previews)."""
+        return Reporter(
+            metrics=self.metrics,
+            notifiers=self.notifiers,
+            kube=self.kube,
+            clock=self.clock,
+            identity=self.identity,
+            dry_run=self.dry_run,
+            muted=True,
+        )
+
+    def report(
+        self,
+        run: Run,
+        action: settings.Action,
+        outcome: decisions.Outcome,
+        decision: decisions.Decision,
+        *,
+        plan: decisions.Plan | None = None,
+        kind: notices.NoticeKind | None = None,
+        summary: str | None = None,
+    ) -> None:
+        """Metric, log line and notice for one outcome."""
+        if (outcome is decisions.Outcome.FAILED and decision.reason in _PASSING_REASONS) or (
+            outcome is decisions.Outcome.BLOCKED and decision.guardrail in _PASSING_GUARDRAILS
+        ):
+            run.passing = True
+        if self.muted:
+            return
+        self.metrics.actions.labels(run.playbook, action.value, outcome.value).inc()
+        self.metrics.action_duration.labels(action.value).observe(time.monotonic() - run.started)
+        if kind is None:
+            kind = (
+                notices.NoticeKind.ACTION
+                if outcome in (decisions.Outcome.DONE, decisions.Outcome.WOULD_DO)
+                else notices.NoticeKind.REFUSAL
+            )
+        where = run.target.key if run.target else f"{run.event.namespace}/{run.event.pod}"
+        text = summary or f"{action.value} on {where}: {outcome.value} ({decision.reason.value})"
+        logger.info(
+            "%s",
+            text,
+            extra={
+                "occurrence_id": run.event.occurrence_id,
+                "outcome": outcome.value,
+                "reason": decision.reason.value,
+            },
+        )
+        self.notifiers.notify(
+            notices.Notice(
+                kind=kind,
+                at=self.clock(),
+                incident=run.event.occurrence_id,
+                summary=text,
+                event=run.event,
+                target=run.target,
+                playbook=run.playbook or None,
+                action=action,
+                outcome=outcome,
+                reason=decision.reason,
+                guardrail=decision.guardrail,
+                from_value=plan.from_value if plan else None,
+                to_value=plan.to_value if plan else None,
+                dry_run=self.dry_run,
+                detail=decision.detail,
+                thread=run.thread,
+            )
+        )
+
+    async def record_event(
+        self,
+        run: Run,
+        action: settings.Action,
+        outcome: decisions.Outcome,
+        reason: decisions.Reason,
+        note: str,
+        *,
+        guardrail: decisions.Guardrail | None = None,
+        verb: str | None = None,
+    ) -> None:
+        """A Kubernetes Event on the workload (best effort; none before the workload is known)."""
+        if run.target is None or self.muted:
+            return
+        label = guardrail.value if guardrail is not None else reason.value
+        await events.record(
+            self.kube,
+            target=run.target,
+            uid=run.workload_uid,
+            action=verb or action.value,
+            reason=f"{outcome.value}:{label}" if outcome is not decisions.Outcome.DONE else outcome.value,
+            note=f"[{run.playbook}] {'(dry-run) ' if self.dry_run else ''}{note}",
+            warning=outcome in _WARNING_OUTCOMES,
+            identity=self.identity,
+            now=self.clock(),
+        )
+
+    async def refused(
+        self,
+        run: Run,
+        action: settings.Action,
+        outcome: decisions.Outcome,
+        decision: decisions.Decision,
+        *,
+        plan: decisions.Plan | None = None,
+    ) -> None:
+        """An action that was not carried out (skipped or failed): metric, log, notice and Event."""
+        self.report(run, action, outcome, decision, plan=plan)
+        await self.record_event(run, action, outcome, decision.reason, decision.detail)
+
+    def blocked(self, run: Run, plan: decisions.Plan, decision: decisions.Decision) -> None:
+        """A guardrail said no: counted per guardrail; the cap escalates to humans."""
+        if decision.guardrail is not None and not self.muted:
+            self.metrics.guardrail_blocks.labels(decision.guardrail.value).inc()
+        kind = notices.NoticeKind.ESCALATION if decision.guardrail is decisions.Guardrail.CAP else None
+        self.report(run, plan.action, decisions.Outcome.BLOCKED, decision, plan=plan, kind=kind)
+
+    async def blocked_with_event(self, run: Run, plan: decisions.Plan, decision: decisions.Decision) -> None:
+        self.blocked(run, plan, decision)
+        await self.record_event(
+            run,
+            plan.action,
+            decisions.Outcome.BLOCKED,
+            decision.reason,
+            decision.detail,
+            guardrail=decision.guardrail,
+        )
+
+    def verified(
+        self,
+        run: Run,
+        plan: decisions.Plan,
+        *,
+        outcome: decisions.Outcome,
+        summary: str,
+        detail: str,
+    ) -> None:
+        """The verdict on a rollout: a failure is counted (the write was counted done when it was made)."""
+        if self.muted:
+            return
+        if outcome is decisions.Outcome.FAILED:
+            self.metrics.actions.labels(run.playbook, plan.action.value, decisions.Outcome.FAILED.value).inc()
+        self.notifiers.notify(
+            notices.Notice(
+                kind=notices.NoticeKind.VERIFICATION,
+                at=self.clock(),
+                incident=run.event.occurrence_id,
+                summary=summary,
+                event=run.event,
+                target=plan.target,
+                playbook=run.playbook,
+                action=plan.action,
+                outcome=outcome,
+                from_value=plan.from_value,
+                to_value=plan.to_value,
+                detail=detail,
+                thread=run.thread,
+            )
+        )
+
+    def resolved(self, run: Run, *, target: targets.Target | None, thread: str | None) -> None:
+        if self.muted:
+            return
+        self.notifiers.notify(
+            notices.Notice(
+                kind=notices.NoticeKind.RESOLVED,
+                at=self.clock(),
+                incident=run.event.occurrence_id,
+                summary=f"{run.event.alertname} resolved for {run.event.namespace}/{run.event.pod}",
+                event=run.event,
+                target=target,
+                playbook=run.playbook or None,
+                reason=decisions.Reason.RESOLVED,
+                dry_run=self.dry_run,
+                thread=thread,
+            )
+        )
+
+    def breaker(self, transition: cluster_state.BreakerTransition, *, target: targets.Target) -> None:
+        if self.muted:
+            return
+        self.notifiers.notify(
+            notices.Notice(
+                kind=notices.NoticeKind.BREAKER,
+                at=self.clock(),
+                incident="breaker",
+                summary=f"blast-radius breaker {transition.value}",
+                target=target,
+                guardrail=decisions.Guardrail.BLAST_RADIUS,
+                dry_run=self.dry_run,
+            )
+        )
