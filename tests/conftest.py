@@ -29,4 +29,6 @@ async def _no_leaked_tasks() -> AsyncIterator[None]:
     for task in leaked:
         task.cancel()
     await asyncio.gather(*leaked, return_exceptions=True)
-    pytest.fail(f"the test left {len(leaked)} asyncio task(s) running: {sorted(t.get_name() for t in leaked)}")
+    pytest.fail(
+        f"the test left {len(leaked)} asyncio task(s) running: {sorted(t.get_name() for t in leaked)}"
+    )

@@ -24,7 +24,9 @@ ALL = list(actions.Action)
 
 
 @pytest.mark.parametrize("action", ALL, ids=[a.value for a in ALL])
-def test_every_action_has_a_traits_row_whose_options_its_playbook_key_validates(action: actions.Action) -> None:
+def test_every_action_has_a_traits_row_whose_options_its_playbook_key_validates(
+    action: actions.Action,
+) -> None:
     traits = actions.traits_of(action)
     spec = actions.ActionSpec.model_validate({action.value: {}})
     assert spec.action is action
@@ -33,7 +35,9 @@ def test_every_action_has_a_traits_row_whose_options_its_playbook_key_validates(
 
 
 @pytest.mark.parametrize("action", ALL, ids=[a.value for a in ALL])
-def test_every_action_has_a_pure_part_and_an_io_part_of_the_kind_its_traits_say(action: actions.Action) -> None:
+def test_every_action_has_a_pure_part_and_an_io_part_of_the_kind_its_traits_say(
+    action: actions.Action,
+) -> None:
     pure = pure_parts.part(action)
     if actions.traits_of(action).mutating:
         assert pure.propose is not None
@@ -50,7 +54,9 @@ def test_the_default_cooldowns_are_the_mutating_actions_traits() -> None:
     assert all(seconds > 0 for seconds in cooldowns.values())
 
 
-def test_only_writes_that_change_pods_are_followed_and_only_template_changes_wait_for_a_paused_rollout() -> None:
+def test_only_writes_that_change_pods_are_followed_and_only_template_changes_wait_for_a_paused_rollout() -> (
+    None
+):
     following = {a for a in ALL if actions.traits_of(a).follows_rollout}
     template = {a for a in ALL if actions.traits_of(a).changes_template}
     assert following == {
@@ -65,15 +71,23 @@ def test_only_writes_that_change_pods_are_followed_and_only_template_changes_wai
 @pytest.mark.parametrize(
     ("action", "kind", "fits"),
     [
-        pytest.param(actions.Action.SCALE_OUT, targets.WorkloadKind.DAEMON_SET, False, id="daemonset-not-scaled"),
+        pytest.param(
+            actions.Action.SCALE_OUT, targets.WorkloadKind.DAEMON_SET, False, id="daemonset-not-scaled"
+        ),
         pytest.param(actions.Action.SCALE_OUT, targets.WorkloadKind.JOB, False, id="job-not-scaled"),
-        pytest.param(actions.Action.SCALE_OUT, targets.WorkloadKind.STATEFUL_SET, True, id="statefulset-scaled"),
-        pytest.param(actions.Action.RAISE_MEMORY, targets.WorkloadKind.JOB, False, id="job-template-immutable"),
+        pytest.param(
+            actions.Action.SCALE_OUT, targets.WorkloadKind.STATEFUL_SET, True, id="statefulset-scaled"
+        ),
+        pytest.param(
+            actions.Action.RAISE_MEMORY, targets.WorkloadKind.JOB, False, id="job-template-immutable"
+        ),
         pytest.param(actions.Action.RAISE_MEMORY, targets.WorkloadKind.POD, False, id="bare-pod-no-template"),
         pytest.param(actions.Action.EVICT_POD, targets.WorkloadKind.POD, True, id="bare-pod-evicted"),
     ],
 )
-def test_what_fits_which_workload_kind(action: actions.Action, kind: targets.WorkloadKind, fits: bool) -> None:
+def test_what_fits_which_workload_kind(
+    action: actions.Action, kind: targets.WorkloadKind, fits: bool
+) -> None:
     assert (kind in actions.traits_of(action).kinds) is fits
 
 
