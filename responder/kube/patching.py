@@ -1,7 +1,8 @@
 """Writing mitigations: the workload PATCH, the HPA PATCH, evictions, in-place resize, dry-run pod creates.
 
-Stage: kube edge (writes). Bodies come ready-made from `responder.logic.planning`; this module only sends
-them with the right content type. Strategic merge patch is used for built-in kinds: containers merge by
+Stage: kube edge (writes). A mitigation's workload body is planned by its action's pure part
+(`responder.logic.actions`); the bodies built here (an eviction, a resize, a ledger update) are only the
+request's shape around values decided elsewhere, sent with the right content type. Strategic merge patch is used for built-in kinds: containers merge by
 name (only the alerted container changes) and `metadata.resourceVersion` in the body is a precondition
 (409 when the object changed since it was read). `dry_run` sends `dryRun=All`: the API server runs
 validation and admission and persists nothing. It decides nothing.
@@ -129,10 +130,7 @@ async def update_ledger(
         if updated is None:
             return False
         body: dict[str, Any] = {
-            "metadata": {
-                "resourceVersion": metadata.get("resourceVersion"),
-                "annotations": {ledgers.ANNOTATION: ledgers.dump(updated)},
-            },
+            **ledgers.patch_body(metadata.get("resourceVersion"), updated),
             **(extra or {}),
             **((extra_for(workload) or {}) if extra_for is not None else {}),
         }

@@ -7,7 +7,9 @@ Aspects covered:
   ProgressDeadlineExceeded;
 * a StatefulSet completes when its revisions converge; with a partition, when the pods at or above it are
   updated (the others keep the current revision by design);
-* an `OnDelete` StatefulSet or DaemonSet is done once the change is observed: its controller replaces no pod.
+* an `OnDelete` StatefulSet or DaemonSet is done once the change is observed: its controller replaces no pod;
+* the `Verifier` follows in the background, reverts a failed raise (with `revert_on_failure`), records the
+  failed result in the ledger entry and reports it (notice and Warning Event).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any
 import pytest
 
 from responder.engine import verifying
-from responder.models import decisions, targets
+from responder.models import decisions, ledgers, notices, targets
+from tests.unit.engine import cluster
 
 Kind = targets.WorkloadKind
 
@@ -93,3 +96,25 @@ def test_an_on_delete_workload_is_done_once_the_change_is_observed(kind: targets
     assert verdict is not None and verdict.outcome is decisions.Outcome.DONE
     assert "OnDelete" in verdict.detail
     assert verifying.judge(kind, workload, generation=3) is None
+
+
+# ---- following, recording and reporting (`verifying.Verifier`, over an in-memory API) ------------------------
+
+
+async def test_a_completed_rollout_is_reported_and_a_failed_raise_is_reverted_and_recorded() -> None:
+    api = cluster.seeded()
+    config = cluster.config({"raise_memory": {"revert_on_failure": True}})
+    fast = config.verification.model_copy(update={"timeout_seconds": 0.01, "poll_seconds": 0.001})
+    r = cluster.responder(api, config.model_copy(update={"verification": fast}))
+    await r.processor.handle(r.item())
+    await r.processor.wait_verifications()  # the fake has no controller: the rollout never completes
+
+    [verification] = [n for n in r.notices.told if n.kind is notices.NoticeKind.VERIFICATION]
+    assert verification.outcome is decisions.Outcome.FAILED
+    assert verification.detail.endswith("Reverted to 128Mi.")
+    workload = api.objects[cluster.DEPLOYMENT]
+    assert workload["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] == "128Mi"
+    [entry] = ledgers.load(workload["metadata"]["annotations"][ledgers.ANNOTATION])
+    assert entry.result is decisions.Outcome.FAILED
+    [event] = [e for e in api.sent("POST", cluster.EVENTS) if e.body["action"] == "verify"]
+    assert event.body["reason"] == "failed:rollout_failed"
