@@ -17,13 +17,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from responder.logic import deduplicating, normalizing, routing
+from responder.logic import normalizing, routing, sorting
 from responder.models import actions, alerts, decisions, settings, targets
 
 __all__ = [
     "LabelPlan",
     "LivePlan",
-    "NoCluster",
     "add_arguments",
     "plan_from_labels",
     "plan_payload",
@@ -125,10 +124,10 @@ def plan_from_labels(
 def plan_payload(payload: alerts.WebhookPayload, *, config: settings.Settings) -> list[LabelPlan]:
     """One plan per alert of the payload, in order."""
     plans: list[LabelPlan] = []
-    seen: set[str] = set()
-    for alert in payload.alerts:
+    for one in sorting.sort_payload(payload, settings=config):
+        alert = one.alert
         alertname = alert.labels.get("alertname", "")
-        event = normalizing.normalize(alert, payload=payload, settings=config)
+        event = one.event
         if event is None:
             plans.append(
                 LabelPlan(
@@ -146,8 +145,7 @@ def plan_payload(payload: alerts.WebhookPayload, *, config: settings.Settings) -
             occurrence_id=event.occurrence_id,
             queue_key=routing.queue_key(event, settings=config.alerts),
         )
-        key = deduplicating.occurrence_key(event)
-        if key in seen:
+        if one.verdict is sorting.Verdict.DUPLICATE:
             plans.append(
                 dataclasses.replace(
                     base,
@@ -156,8 +154,10 @@ def plan_payload(payload: alerts.WebhookPayload, *, config: settings.Settings) -
                 )
             )
             continue
-        seen.add(key)
-        playbook = routing.route(event, config.playbooks)
+        if one.refusal is not None:
+            plans.append(dataclasses.replace(base, reason=one.refusal.reason.value, note=one.refusal.detail))
+            continue
+        playbook = one.playbook
         if playbook is None:
             plans.append(
                 dataclasses.replace(
@@ -184,30 +184,18 @@ def plan_payload(payload: alerts.WebhookPayload, *, config: settings.Settings) -
 async def preview_live(
     plans: Sequence[LabelPlan], *, payload: alerts.WebhookPayload, config: settings.Settings
 ) -> list[LabelPlan]:
-    """Add the live decision to every routed firing alert. Raises `NoCluster` when none is configured."""
+    """Add the live decision to every routed firing alert. Raises `connecting.NoCluster` when none is
+    configured."""
     import datetime  # noqa: PLC0415
 
     from responder import metrics as metrics_mod  # noqa: PLC0415
-    from responder.engine import processing  # noqa: PLC0415
-    from responder.kube import client, state  # noqa: PLC0415
+    from responder.commands import connecting  # noqa: PLC0415
     from responder.models import work  # noqa: PLC0415
 
+    metrics = metrics_mod.Metrics()
+    kube = await connecting.connect(config, metrics=metrics)
     try:
-        kube = await client.Kube.connect(settings=config.kubernetes, metrics=metrics_mod.Metrics())
-    except client.NoCredentials as e:
-        raise NoCluster(str(e)) from e
-    try:
-        own_namespace = state.own_namespace(config)
-        processor = processing.Processor(
-            settings=config,
-            metrics=metrics_mod.Metrics(),
-            kube=kube,
-            notifiers=_NoNotices(),
-            state_store=state.StateStore(
-                kube, namespace=state.state_namespace(config, own_namespace=own_namespace), settings=config
-            ),
-            own_namespace=own_namespace,
-        )
+        processor = connecting.processor_on(kube, config, metrics=metrics, notifiers=_NoNotices())
         events = {
             event.occurrence_id: event
             for alert in payload.alerts
@@ -243,10 +231,6 @@ async def preview_live(
         return previewed
     finally:
         await kube.close()
-
-
-class NoCluster(Exception):
-    """No cluster credentials at all (no kubeconfig, not in a pod)."""
 
 
 class _NoNotices:
@@ -332,12 +316,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.labels_only:
         import asyncio  # noqa: PLC0415
 
-        from responder.kube import errors  # noqa: PLC0415
+        from responder.commands import connecting  # noqa: PLC0415
+        from responder.kube import client, errors  # noqa: PLC0415
 
         try:
             plans = asyncio.run(preview_live(plans, payload=payload, config=config))
             source = "previewed against the live cluster (nothing written)"
-        except NoCluster:
+        except (connecting.NoCluster, client.UnusableCredentials):
             source += "; no cluster is configured"
         except errors.KubeError as e:
             print(f"cluster: {e.message}", file=sys.stderr)

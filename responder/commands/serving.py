@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from responder.models import work
     from responder.web import app as app_mod
 
-__all__ = ["Cleanup", "NoCluster", "add_arguments", "build_handler", "build_pipeline", "run", "serve"]
+__all__ = ["Cleanup", "add_arguments", "build_handler", "build_pipeline", "run", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -142,10 +142,6 @@ def build_handler(
     return handle, readiness, cleanup
 
 
-class NoCluster(Exception):
-    """No cluster credentials at all (no kubeconfig, not in a pod)."""
-
-
 async def build_pipeline(
     settings: settings_mod.Settings,
     metrics: metrics_mod.Metrics,
@@ -154,20 +150,17 @@ async def build_pipeline(
 ) -> tuple[queueing.Handler, app_mod.Readiness, Cleanup]:
     """The real pipeline: Kubernetes client, cluster-wide state, notifiers and the Processor.
 
-    Raises NoCluster when there are no credentials, `client.UnusableCredentials` when they are configured
-    but broken, and `config.SecretError` when a notifier's secret is missing. An unreachable API server is not an error here: /readyz reports it until it answers, so a
+    Raises `connecting.NoCluster` when there are no credentials, `client.UnusableCredentials` when they are
+    configured but broken, and `config.SecretError` when a notifier's secret is missing. An unreachable API
+    server is not an error here: /readyz reports it until it answers, so a
     replica started during a control-plane outage joins as soon as the API server is back.
     """
-    from responder.engine import notifying, processing  # noqa: PLC0415
-    from responder.kube import client, errors, state, threads  # noqa: PLC0415
+    from responder.commands import connecting  # noqa: PLC0415
+    from responder.engine import notifying  # noqa: PLC0415
+    from responder.kube import errors, threads  # noqa: PLC0415
     from responder.logic import deduplicating  # noqa: PLC0415
 
-    try:
-        kube = await client.Kube.connect(settings=settings.kubernetes, metrics=metrics)
-    except client.UnusableCredentials:
-        raise  # configured but broken: never "no cluster" (that would plan from labels and claim ready)
-    except client.NoCredentials as e:
-        raise NoCluster(str(e)) from e
+    kube = await connecting.connect(settings, metrics=metrics)
     try:
         notifiers = notifying.Notifiers.from_settings(
             settings.notifiers,
@@ -178,17 +171,11 @@ async def build_pipeline(
         await kube.close()
         raise
     cache = _start_cache(kube, settings)
-    own_namespace = state.own_namespace(settings)
-    store = state.StateStore(
-        kube, namespace=state.state_namespace(settings, own_namespace=own_namespace), settings=settings
-    )
-    processor = processing.Processor(
-        settings=settings,
+    processor = connecting.processor_on(
+        kube,
+        settings,
         metrics=metrics,
-        kube=kube,
         notifiers=notifiers,
-        state_store=store,
-        own_namespace=own_namespace,
         retry_on_next_delivery=lambda item: deduplicator.forget(deduplicating.occurrence_key(item.event)),
     )
     await notifiers.start()
@@ -276,6 +263,7 @@ async def serve(
         return 2
     from responder import config  # noqa: PLC0415
     from responder.kube import credentials  # noqa: PLC0415
+    from responder.commands import connecting  # noqa: PLC0415
 
     deduplicator = deduplicating.Deduplicator.from_settings(settings.dedup)
     try:
@@ -285,7 +273,7 @@ async def serve(
         # configuration it was given is broken. Say what is broken and stop (also in dry-run).
         print(f"error: kubernetes credentials are configured but unusable: {e}", file=sys.stderr)
         return 2
-    except NoCluster as e:
+    except connecting.NoCluster as e:
         if settings.mode.value != "dry-run":
             print(f"error: mode enforce needs a cluster, and none is configured: {e}", file=sys.stderr)
             return 2
@@ -318,8 +306,7 @@ async def serve(
             site = connections.GuardedSite(
                 runner, host or server.host, server.port if port is None else port, guard=guard
             )
-            # Everything long-lived exists now (imported modules, the Kubernetes client's ~90,000 generated
-            # classes and functions, the app). Move it out of the collector's reach: otherwise every full
+            # Everything long-lived exists now (imported modules, the Kubernetes client, the app). Move it out of the collector's reach: otherwise every full
             # collection walks it again, tens of ms of pause on the event loop, i.e. on the latency tail of
             # webhook acknowledgements. Collect first so that start-up garbage is freed, not frozen.
             gc.collect()

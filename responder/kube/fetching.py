@@ -23,11 +23,10 @@ import logging
 import time
 import urllib.parse
 from collections.abc import Callable
-from typing import Any
 
 from responder.kube import client, errors, informers
 from responder.logic import resolving
-from responder.models import alerts, decisions, ledgers, settings, targets
+from responder.models import alerts, decisions, ledgers, settings, targets, times
 
 __all__ = [
     "Located",
@@ -388,16 +387,6 @@ async def pod_events(kube: client.Kube, namespace: str, pod: str, *, limit: int)
     return sorted(items, key=_event_time)[-limit:]
 
 
-def _parse(raw: Any) -> datetime.datetime | None:
-    if not isinstance(raw, str) or not raw:
-        return None
-    try:
-        parsed = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
-
-
 async def rollout_failures(
     kube: client.Kube, target: targets.Target, *, since: datetime.datetime
 ) -> list[str]:
@@ -419,7 +408,7 @@ async def rollout_failures(
     )
     messages: list[str] = []
     for event in sorted(items, key=_event_time):
-        when = _parse(_event_time(event))
+        when = times.parse(_event_time(event))
         if when is None or when >= since.replace(microsecond=0):
             messages.append(str(event.get("message") or "FailedCreate"))
     return messages

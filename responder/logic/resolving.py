@@ -13,7 +13,7 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from responder.models import actions, alerts, decisions, ledgers, settings, targets
+from responder.models import actions, alerts, decisions, ledgers, settings, targets, times
 
 __all__ = [
     "Kill",
@@ -191,16 +191,6 @@ def last_action_at(entries: Sequence[ledgers.LedgerEntry]) -> datetime.datetime 
     return max(times) if times else None
 
 
-def _parse_time(raw: Any) -> datetime.datetime | None:
-    if not isinstance(raw, str) or not raw:
-        return None
-    try:
-        parsed = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class Kill:
     container: str
@@ -222,7 +212,7 @@ def last_kill(pod: Body, container: str | None) -> Kill | None:
             terminated = holder.get("terminated") or {}
             if terminated.get("reason") != "OOMKilled":
                 continue
-            finished = _parse_time(terminated.get("finishedAt"))
+            finished = times.parse(terminated.get("finishedAt"))
             if finished is None:
                 continue
             kill = Kill(str(status.get("name")), finished, int(status.get("restartCount") or 0))

@@ -27,7 +27,7 @@ from aiohttp import web
 from responder import config
 from responder import metrics as metrics_mod
 from responder.engine import queueing
-from responder.logic import deduplicating, normalizing, routing
+from responder.logic import deduplicating, routing, sorting
 from responder.models import alerts, decisions, settings, work
 from responder.web import middlewares
 
@@ -214,37 +214,32 @@ class Receiver:
         keys: list[str] = []
         refusals: list[tuple[alerts.AlertEvent, decisions.Decision]] = []
         received_at = self._now()
-        for alert in payload.alerts:
-            event = normalizing.normalize(alert, payload=payload, settings=self._settings)
-            if event is None:
-                counts.ignored += 1
-                continue
-            key = deduplicating.occurrence_key(event)
-            if key in keys or self._dedup.is_seen(key):
+        for one in sorting.sort_payload(payload, settings=self._settings, seen=self._dedup.is_seen):
+            if one.verdict is sorting.Verdict.DUPLICATE:
                 counts.duplicates += 1
                 continue
-            refusal = normalizing.refuse(event, settings=self._settings)
-            if refusal is not None:
+            if one.verdict is sorting.Verdict.REFUSED and one.event is not None and one.refusal is not None:
                 # Remembered like a queued one: its repeats are duplicates, not a refusal logged every time.
-                refusals.append((event, refusal))
-                keys.append(key)
+                refusals.append((one.event, one.refusal))
+                keys.append(one.key)
                 counts.refused += 1
                 continue
-            playbook = routing.route(event, self._settings.playbooks)
-            if playbook is None:
-                # A resolved alert no playbook answers had nothing done when it fired: nothing to report.
+            if one.event is None or one.playbook is None:
+                # Unmapped, or no playbook answers it (a resolved alert no playbook answers had nothing done
+                # when it fired: nothing to report).
                 counts.ignored += 1
                 continue
+            event = one.event
             resolved = event.status is alerts.AlertStatus.RESOLVED
             items.append(
                 work.WorkItem(
                     event=event,
-                    playbook=None if resolved else playbook,
+                    playbook=None if resolved else one.playbook,
                     received_at=received_at,
                     queue_key=routing.queue_key(event, settings=self._settings.alerts),
                 )
             )
-            keys.append(key)
+            keys.append(one.key)
             if resolved:
                 counts.resolved += 1
             else:
