@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import aiohttp
 import cachetools
@@ -68,6 +68,35 @@ def _from_exception(e: BaseException) -> outboxes.DeliveryError:
     return outboxes.DeliveryError(f"connection failed ({type(e).__name__})", retriable=True)
 
 
+_Client = TypeVar("_Client")
+
+
+class _Sdk(Generic[_Client]):
+    """A slack-sdk client on its own aiohttp session, made on first use (it needs the running loop), without
+    the SDK's own retries (the outbox paces and retries) and closed with its notifier."""
+
+    def __init__(
+        self, make: Callable[[aiohttp.ClientSession, int], _Client], *, timeout_seconds: float
+    ) -> None:
+        self._make = make
+        self._timeout_seconds = timeout_seconds
+        self._session: aiohttp.ClientSession | None = None
+        self._client: _Client | None = None
+
+    def get(self) -> _Client:
+        if self._client is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout_seconds))
+            # The SDK takes whole seconds.
+            self._client = self._make(self._session, max(int(self._timeout_seconds), 1))
+        return self._client
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        self._session = None
+        self._client = None
+
+
 class SlackBot:
     """chat.postMessage with a bot token (`xoxb-…`) to one channel; threads follow-ups per incident."""
 
@@ -83,14 +112,21 @@ class SlackBot:
         name: str = "slack",
     ) -> None:
         self._name = name
-        self._token = token
         self._channel = channel
-        self._api_url = api_url
         self._timeout_seconds = timeout_seconds
         self._on_thread = on_thread
         self._threads: cachetools.LRUCache[str, str] = cachetools.LRUCache(maxsize=max_threads)
-        self._session: aiohttp.ClientSession | None = None
-        self._client: AsyncWebClient | None = None
+        self._sdk = _Sdk(
+            lambda session, timeout: AsyncWebClient(
+                token=token,
+                base_url=api_url,
+                timeout=timeout,
+                session=session,
+                logger=_sdk_logger,
+                retry_handlers=[],
+            ),
+            timeout_seconds=timeout_seconds,
+        )
 
     def __repr__(self) -> str:
         # Never the token.
@@ -104,24 +140,8 @@ class SlackBot:
         """The ts of the incident's first message, as this process knows it."""
         return self._threads.get(incident)
 
-    def _get_client(self) -> AsyncWebClient:
-        if self._client is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout_seconds))
-            self._client = AsyncWebClient(
-                token=self._token,
-                base_url=self._api_url,
-                timeout=max(int(self._timeout_seconds), 1),
-                session=self._session,
-                logger=_sdk_logger,
-                retry_handlers=[],
-            )
-        return self._client
-
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-        self._session = None
-        self._client = None
+        await self._sdk.close()
 
     async def deliver(self, batch: Sequence[notices.Notice], *, digest: bool) -> None:
         if digest:
@@ -165,7 +185,7 @@ class SlackBot:
                     logger.exception("recording the Slack thread failed", extra={"incident": notice.incident})
 
     async def _post(self, message: blocks.Message, *, thread_ts: str | None, broadcast: bool) -> str:
-        client = self._get_client()
+        client = self._sdk.get()
         kwargs: dict[str, Any] = {"channel": self._channel, "text": message.text, "blocks": message.blocks}
         if thread_ts is not None:
             kwargs["thread_ts"] = thread_ts
@@ -202,10 +222,13 @@ class SlackWebhook:
 
     def __init__(self, *, url: str, timeout_seconds: float = 10.0, name: str = "slack") -> None:
         self._name = name
-        self._url = url
         self._timeout_seconds = timeout_seconds
-        self._session: aiohttp.ClientSession | None = None
-        self._client: AsyncWebhookClient | None = None
+        self._sdk = _Sdk(
+            lambda session, timeout: AsyncWebhookClient(
+                url=url, timeout=timeout, session=session, logger=_sdk_logger, retry_handlers=[]
+            ),
+            timeout_seconds=timeout_seconds,
+        )
 
     def __repr__(self) -> str:
         # Never the URL: its path is the credential.
@@ -215,27 +238,12 @@ class SlackWebhook:
     def name(self) -> str:
         return self._name
 
-    def _get_client(self) -> AsyncWebhookClient:
-        if self._client is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout_seconds))
-            self._client = AsyncWebhookClient(
-                url=self._url,
-                timeout=max(int(self._timeout_seconds), 1),
-                session=self._session,
-                logger=_sdk_logger,
-                retry_handlers=[],
-            )
-        return self._client
-
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-        self._session = None
-        self._client = None
+        await self._sdk.close()
 
     async def deliver(self, batch: Sequence[notices.Notice], *, digest: bool) -> None:
         message = blocks.render_digest(batch) if digest else blocks.render(batch[0])
-        client = self._get_client()
+        client = self._sdk.get()
         try:
             async with asyncio.timeout(self._timeout_seconds):
                 response = await client.send(text=message.text, blocks=message.blocks)
