@@ -36,11 +36,9 @@ from responder.kube import client, errors, fetching
 from responder.kube import state as state_mod
 from responder.logic import guarding, planning, resolving
 from responder.models import (
-    actions,
     alerts,
     cluster_state,
     decisions,
-    ledgers,
     mutations,
     notices,
     settings,
@@ -305,38 +303,19 @@ class Processor:
         workload: client.Body | None = None,
     ) -> mutations.WorkloadSnapshot | None:
         """Everything the plan is made from; `workload` when it was just read (else it is read here)."""
-        if workload is None:
-            workload = await fetching.read_optional(self.kube, fetching.workload_path(target))
-        if workload is None:
-            return None
-        playbook = run.item.playbook
-        assert playbook is not None
-        hpa = None
-        # Read only what a playbook action will look at: an HPA decides how scale_out writes, a VPA whether
-        # raise_memory may act at all.
-        scale_out = _options(playbook, settings.Action.SCALE_OUT)
-        if scale_out is not None and target.kind in actions.traits_of(settings.Action.SCALE_OUT).kinds:
-            hpa = await fetching.find_hpa(self.kube, target)
-        vpa_mode = None
-        raise_memory = _options(playbook, settings.Action.RAISE_MEMORY)
-        if (
-            raise_memory is not None
-            and raise_memory.raise_memory is not None
-            and raise_memory.raise_memory.check_vpa
-        ):
-            vpa_mode = await fetching.find_vpa_update_mode(self.kube, target, unserved=self._unserved)
-        metadata = workload.get("metadata") or {}
-        run.workload_uid = metadata.get("uid")
-        entries = ledgers.load((metadata.get("annotations") or {}).get(ledgers.ANNOTATION))
-        run.thread = resolving.thread_of(entries, run.event.occurrence_id) or run.thread
-        return mutations.WorkloadSnapshot(
+        assert run.item.playbook is not None
+        snapshot = await fetching.read_snapshot(
+            self.kube,
             target=target,
-            workload=workload,
             pod=pod,
-            ledger=tuple(entries),
-            hpa=hpa,
-            vpa_update_mode=vpa_mode,
+            workload=workload,
+            playbook=run.item.playbook,
+            unserved=self._unserved,
         )
+        if snapshot is not None:
+            run.workload_uid = (snapshot.workload.get("metadata") or {}).get("uid")
+            run.thread = resolving.thread_of(snapshot.ledger, run.event.occurrence_id) or run.thread
+        return snapshot
 
     def _guard_snapshot(self, snapshot: mutations.WorkloadSnapshot) -> cluster_state.TargetSnapshot:
         return cluster_state.TargetSnapshot.from_annotations(

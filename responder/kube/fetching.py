@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from responder.kube import client, errors, informers
 from responder.logic import resolving
-from responder.models import alerts, decisions, ledgers, settings, targets, times
+from responder.models import actions, alerts, decisions, ledgers, mutations, settings, targets, times
 
 __all__ = [
     "Located",
@@ -41,6 +41,7 @@ __all__ = [
     "pod_events",
     "pod_path",
     "read_optional",
+    "read_snapshot",
     "rollout_failures",
     "workload_path",
 ]
@@ -412,3 +413,46 @@ async def rollout_failures(
         if when is None or when >= since.replace(microsecond=0):
             messages.append(str(event.get("message") or "FailedCreate"))
     return messages
+
+
+async def read_snapshot(
+    kube: client.Kube,
+    *,
+    target: targets.Target,
+    pod: Body | None,
+    workload: Body | None,
+    playbook: settings.Playbook,
+    unserved: Unserved,
+) -> mutations.WorkloadSnapshot | None:
+    """Everything a plan is made from (None when the workload is gone); `workload` when it was just read.
+
+    Only what a playbook action will look at is read: an HPA decides how scale_out writes, a VPA whether
+    raise_memory may act at all.
+    """
+    if workload is None:
+        workload = await read_optional(kube, workload_path(target))
+    if workload is None:
+        return None
+    specs = {spec.action: spec for spec in playbook.actions}
+    hpa = None
+    if (
+        settings.Action.SCALE_OUT in specs
+        and target.kind in actions.traits_of(settings.Action.SCALE_OUT).kinds
+    ):
+        hpa = await find_hpa(kube, target)
+    vpa_mode = None
+    raise_memory = specs.get(settings.Action.RAISE_MEMORY)
+    if (
+        raise_memory is not None
+        and raise_memory.raise_memory is not None
+        and raise_memory.raise_memory.check_vpa
+    ):
+        vpa_mode = await find_vpa_update_mode(kube, target, unserved=unserved)
+    return mutations.WorkloadSnapshot(
+        target=target,
+        workload=workload,
+        pod=pod,
+        ledger=tuple(_ledger(workload)),
+        hpa=hpa,
+        vpa_update_mode=vpa_mode,
+    )

@@ -13,7 +13,7 @@ go before waiting blast-radius counts, so that a burst of new alerts does not ho
 were under way before it. A result computed from the remembered state is handed back only when a write
 proved that state current; when no write is needed, it is recomputed on a fresh read.
 
-Every change is computed by a pure function of `responder.logic.guarding`; this module only runs the
+Every change is computed by a pure function of `responder.logic.budgeting`; this module only runs the
 read-compute-write loop. It decides nothing itself, never notifies and never touches workloads.
 """
 
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from responder.kube import client, errors
-from responder.logic import guarding
+from responder.logic import budgeting
 from responder.models import cluster_state, decisions, settings, targets
 
 __all__ = [
@@ -262,7 +262,7 @@ class StateStore:
             cluster_state.ClusterState,
             tuple[cluster_state.ClusterState, cluster_state.BreakerTransition | None],
         ]:
-            new_state, transition = guarding.note_workload(
+            new_state, transition = budgeting.note_workload(
                 state, key=target.key, now=now, settings=self.settings
             )
             return new_state, (new_state, transition)
@@ -279,7 +279,7 @@ class StateStore:
         def change(
             state: cluster_state.ClusterState,
         ) -> tuple[cluster_state.ClusterState | None, decisions.Decision]:
-            return guarding.reserve(state, now=now, settings=self.settings)
+            return budgeting.reserve(state, now=now, settings=self.settings)
 
         return await self.update(change, urgent=True)
 
@@ -291,7 +291,7 @@ class StateStore:
         """Give back a token whose write did not happen."""
 
         def change(state: cluster_state.ClusterState) -> tuple[cluster_state.ClusterState, None]:
-            return guarding.return_token(state, now=now, settings=self.settings), None
+            return budgeting.return_token(state, now=now, settings=self.settings), None
 
         await self.update(change, urgent=True)
 
@@ -303,7 +303,7 @@ class StateStore:
         def change(
             state: cluster_state.ClusterState,
         ) -> tuple[cluster_state.ClusterState, cluster_state.ClusterState]:
-            new_state = guarding.set_paused(state, paused=paused, by=by, now=now)
+            new_state = budgeting.set_paused(state, paused=paused, by=by, now=now)
             return new_state, new_state
 
         return await self.update(change, urgent=True)

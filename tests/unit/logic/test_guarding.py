@@ -23,7 +23,7 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
-from responder.logic import guarding
+from responder.logic import budgeting, guarding
 from responder.models import cluster_state, decisions, ledgers, settings, targets
 
 T0 = datetime.datetime(2024, 5, 1, 12, 0, tzinfo=datetime.UTC)
@@ -505,7 +505,7 @@ def test_breaker_opens_once_when_more_than_max_distinct_workloads_alert() -> Non
     cluster = cluster_state.ClusterState()
     transitions = []
     for index, key in enumerate(["a", "b", "a", "c", "b", "d", "e", "f"]):
-        cluster, transition = guarding.note_workload(cluster, key=key, now=at(index), settings=config)
+        cluster, transition = budgeting.note_workload(cluster, key=key, now=at(index), settings=config)
         transitions.append(transition)
     assert transitions == [None, None, None, None, None, cluster_state.BreakerTransition.OPENED, None, None]
     assert cluster.breaker_open
@@ -517,8 +517,8 @@ def test_workloads_leave_the_window_after_window_seconds() -> None:
     config = make_settings(blast_radius={"max_workloads": 2, "window_seconds": 100})
     cluster = cluster_state.ClusterState()
     for index, key in enumerate(["a", "b"]):
-        cluster, _ = guarding.note_workload(cluster, key=key, now=at(index), settings=config)
-    cluster, transition = guarding.note_workload(cluster, key="c", now=at(100.5), settings=config)
+        cluster, _ = budgeting.note_workload(cluster, key=key, now=at(index), settings=config)
+    cluster, transition = budgeting.note_workload(cluster, key="c", now=at(100.5), settings=config)
     assert transition is None
     assert set(cluster.workloads) == {"b", "c"}
 
@@ -526,25 +526,25 @@ def test_workloads_leave_the_window_after_window_seconds() -> None:
 def test_a_known_workload_alerting_again_does_not_extend_the_quiet_period() -> None:
     config = make_settings(blast_radius={"max_workloads": 1, "window_seconds": 1000, "quiet_seconds": 50})
     cluster = cluster_state.ClusterState()
-    cluster, _ = guarding.note_workload(cluster, key="a", now=at(0), settings=config)
-    cluster, opened = guarding.note_workload(cluster, key="b", now=at(1), settings=config)
+    cluster, _ = budgeting.note_workload(cluster, key="a", now=at(0), settings=config)
+    cluster, opened = budgeting.note_workload(cluster, key="b", now=at(1), settings=config)
     assert opened is cluster_state.BreakerTransition.OPENED
-    cluster, nothing = guarding.note_workload(cluster, key="a", now=at(40), settings=config)
+    cluster, nothing = budgeting.note_workload(cluster, key="a", now=at(40), settings=config)
     assert nothing is None
-    assert guarding.is_breaker_open(cluster, now=at(50), settings=config)
-    assert not guarding.is_breaker_open(cluster, now=at(51), settings=config)
+    assert budgeting.is_breaker_open(cluster, now=at(50), settings=config)
+    assert not budgeting.is_breaker_open(cluster, now=at(51), settings=config)
 
 
 def test_breaker_closes_once_after_the_quiet_period_and_counting_starts_afresh() -> None:
     config = make_settings(blast_radius={"max_workloads": 1, "window_seconds": 1000, "quiet_seconds": 50})
     cluster = cluster_state.ClusterState()
-    cluster, _ = guarding.note_workload(cluster, key="a", now=at(0), settings=config)
-    cluster, _ = guarding.note_workload(cluster, key="b", now=at(1), settings=config)
-    cluster, closed = guarding.note_workload(cluster, key="c", now=at(60), settings=config)
+    cluster, _ = budgeting.note_workload(cluster, key="a", now=at(0), settings=config)
+    cluster, _ = budgeting.note_workload(cluster, key="b", now=at(1), settings=config)
+    cluster, closed = budgeting.note_workload(cluster, key="c", now=at(60), settings=config)
     assert closed is cluster_state.BreakerTransition.CLOSED
     assert not cluster.breaker_open
     assert cluster.workloads == {"c": at(60)}
-    cluster, again = guarding.note_workload(cluster, key="c", now=at(61), settings=config)
+    cluster, again = budgeting.note_workload(cluster, key="c", now=at(61), settings=config)
     assert again is None
 
 
@@ -552,7 +552,7 @@ def test_resume_unpauses_and_closes_the_breaker() -> None:
     cluster = cluster_state.ClusterState(
         paused=True, breaker_open=True, workloads={"a": T0}, last_new_workload_at=T0
     )
-    resumed = guarding.set_paused(cluster, paused=False, by="bob", now=at(5))
+    resumed = budgeting.set_paused(cluster, paused=False, by="bob", now=at(5))
     assert not resumed.paused
     assert resumed.paused_by == "bob"
     assert not resumed.breaker_open
@@ -562,7 +562,7 @@ def test_resume_unpauses_and_closes_the_breaker() -> None:
 
 def test_pausing_leaves_the_breaker_alone() -> None:
     cluster = cluster_state.ClusterState(breaker_open=True, last_new_workload_at=T0)
-    paused = guarding.set_paused(cluster, paused=True, by="alice", now=at(1))
+    paused = budgeting.set_paused(cluster, paused=True, by="alice", now=at(1))
     assert paused.paused
     assert paused.breaker_open
 
@@ -571,7 +571,7 @@ def test_the_window_is_bounded() -> None:
     config = make_settings(blast_radius={"max_workloads": 5, "window_seconds": 10_000})
     cluster = cluster_state.ClusterState()
     for index in range(cluster_state.MAX_TRACKED_WORKLOADS + 10):
-        cluster, _ = guarding.note_workload(cluster, key=f"w{index}", now=at(index), settings=config)
+        cluster, _ = budgeting.note_workload(cluster, key=f"w{index}", now=at(index), settings=config)
     assert len(cluster.workloads) == cluster_state.MAX_TRACKED_WORKLOADS
     assert f"w{cluster_state.MAX_TRACKED_WORKLOADS + 9}" in cluster.workloads
     assert "w0" not in cluster.workloads
@@ -582,7 +582,7 @@ def test_the_window_is_bounded() -> None:
 
 def test_a_fresh_state_has_a_full_bucket() -> None:
     config = make_settings(budget={"mutations": 7, "window_seconds": 70})
-    assert guarding.available_tokens(cluster_state.ClusterState(), now=T0, settings=config) == 7
+    assert budgeting.available_tokens(cluster_state.ClusterState(), now=T0, settings=config) == 7
 
 
 def test_blocks_when_the_budget_is_spent_until_it_refills() -> None:
@@ -590,14 +590,14 @@ def test_blocks_when_the_budget_is_spent_until_it_refills() -> None:
     cluster: cluster_state.ClusterState | None = cluster_state.ClusterState()
     for _ in range(2):
         assert cluster is not None
-        cluster = guarding.take_token(cluster, now=T0, settings=config)
+        cluster = budgeting.take_token(cluster, now=T0, settings=config)
     assert cluster is not None
-    assert guarding.take_token(cluster, now=at(10), settings=config) is None
+    assert budgeting.take_token(cluster, now=at(10), settings=config) is None
     decision = run_guard(cluster=cluster, config=config, now=at(49))
     assert decision.guardrail is Guardrail.BUDGET
     assert "2 mutations per 100s" in decision.detail
     assert run_guard(cluster=cluster, config=config, now=at(50)).allowed
-    assert guarding.take_token(cluster, now=at(50), settings=config) is not None
+    assert budgeting.take_token(cluster, now=at(50), settings=config) is not None
 
 
 def test_breaker_is_checked_before_budget() -> None:
@@ -610,30 +610,30 @@ def test_breaker_is_checked_before_budget() -> None:
 def test_the_bucket_never_holds_more_than_its_capacity() -> None:
     config = make_settings(budget={"mutations": 3, "window_seconds": 10})
     cluster = cluster_state.ClusterState(budget_tokens=2.0, budget_refilled_at=T0)
-    assert guarding.available_tokens(cluster, now=at(1000), settings=config) == 3
-    assert guarding.return_token(cluster_state.ClusterState(), now=T0, settings=config).budget_tokens == 3
+    assert budgeting.available_tokens(cluster, now=at(1000), settings=config) == 3
+    assert budgeting.return_token(cluster_state.ClusterState(), now=T0, settings=config).budget_tokens == 3
 
 
 def test_a_lowered_budget_applies_at_once() -> None:
     cluster = cluster_state.ClusterState(budget_tokens=20.0, budget_refilled_at=T0)
-    assert guarding.available_tokens(cluster, now=T0, settings=make_settings(budget={"mutations": 1})) == 1
+    assert budgeting.available_tokens(cluster, now=T0, settings=make_settings(budget={"mutations": 1})) == 1
 
 
 def test_a_replica_whose_clock_is_behind_never_rewinds_the_bucket() -> None:
     config = make_settings(budget={"mutations": 10, "window_seconds": 10})
     cluster = cluster_state.ClusterState(budget_tokens=0.0, budget_refilled_at=at(100))
-    behind = guarding.refill(cluster, now=at(95), settings=config)
+    behind = budgeting.refill(cluster, now=at(95), settings=config)
     assert behind.budget_tokens == 0
     assert behind.budget_refilled_at == at(100)
 
 
 def test_a_returned_token_can_be_spent_again() -> None:
     config = make_settings(budget={"mutations": 1, "window_seconds": 1000})
-    spent = guarding.take_token(cluster_state.ClusterState(), now=T0, settings=config)
+    spent = budgeting.take_token(cluster_state.ClusterState(), now=T0, settings=config)
     assert spent is not None
-    assert guarding.take_token(spent, now=T0, settings=config) is None
-    returned = guarding.return_token(spent, now=T0, settings=config)
-    assert guarding.take_token(returned, now=T0, settings=config) is not None
+    assert budgeting.take_token(spent, now=T0, settings=config) is None
+    returned = budgeting.return_token(spent, now=T0, settings=config)
+    assert budgeting.take_token(returned, now=T0, settings=config) is not None
 
 
 def test_a_zero_budget_blocks_every_write() -> None:
@@ -646,7 +646,7 @@ def test_a_zero_budget_blocks_every_write() -> None:
 
 def test_reserve_takes_a_token_from_the_freshest_state() -> None:
     config = make_settings(budget={"mutations": 2, "window_seconds": 100})
-    state, decision = guarding.reserve(cluster_state.ClusterState(), now=T0, settings=config)
+    state, decision = budgeting.reserve(cluster_state.ClusterState(), now=T0, settings=config)
     assert decision.allowed
     assert state is not None
     assert state.budget_tokens == 1
@@ -671,7 +671,7 @@ def test_reserve_takes_a_token_from_the_freshest_state() -> None:
 def test_reserve_refuses_what_changed_since_guarding(
     cluster: cluster_state.ClusterState, guardrail: Guardrail
 ) -> None:
-    state, decision = guarding.reserve(cluster, now=T0, settings=make_settings())
+    state, decision = budgeting.reserve(cluster, now=T0, settings=make_settings())
     assert state is None
     assert decision.guardrail is guardrail
 
@@ -793,12 +793,12 @@ def test_property_never_more_writes_than_the_budget_allows_in_any_interval(
     moment = 0.0
     for gap, refund in zip(gaps, refunds, strict=False):
         moment += gap
-        taken = guarding.take_token(cluster, now=at(moment), settings=config)
+        taken = budgeting.take_token(cluster, now=at(moment), settings=config)
         if taken is None:
             continue
         if refund:
             # The write did not happen (409): the token goes back and no write is counted.
-            cluster = guarding.return_token(taken, now=at(moment), settings=config)
+            cluster = budgeting.return_token(taken, now=at(moment), settings=config)
         else:
             cluster = taken
             writes.append(moment)
@@ -828,7 +828,7 @@ def test_property_breaker_transitions_alternate_and_it_opens_exactly_when_too_ma
     for workload, gap in alerts:
         moment += gap
         was_open = cluster.breaker_open
-        cluster, transition = guarding.note_workload(
+        cluster, transition = budgeting.note_workload(
             cluster, key=f"w{workload}", now=at(moment), settings=config
         )
         if not cluster.breaker_open:
