@@ -179,7 +179,7 @@ async def record_result(
     return await patching.update_ledger(
         kube,
         target,
-        lambda entries: planning.with_result(entries, entry, result),
+        lambda entries: ledgers.with_result(entries, entry, result),
         attempts=patching.LEDGER_WRITE_ATTEMPTS,
         extra_for=extra_for,
     )

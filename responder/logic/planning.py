@@ -16,25 +16,12 @@ change and its record are one atomic write that fails with 409 when someone else
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
 
 from responder.logic import actions as parts
 from responder.logic.actions import base
-from responder.models import actions, alerts, decisions, ledgers, mutations, settings
+from responder.models import actions, alerts, decisions, mutations, settings
 
-__all__ = ["describe", "propose", "with_result"]
-
-
-def with_result(
-    entries: Sequence[ledgers.LedgerEntry], entry: ledgers.LedgerEntry, result: decisions.Outcome
-) -> list[ledgers.LedgerEntry]:
-    """The ledger with `entry` (matched by action, occurrence and time) marked with a verification result."""
-    updated: list[ledgers.LedgerEntry] = []
-    key = (entry.action, entry.occurrence, entry.at)
-    for existing in entries:
-        same = (existing.action, existing.occurrence, existing.at) == key
-        updated.append(existing.model_copy(update={"result": result}) if same else existing)
-    return updated
+__all__ = ["describe", "propose"]
 
 
 def describe(plan: decisions.Plan) -> str:

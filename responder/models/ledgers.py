@@ -27,6 +27,7 @@ __all__ = [
     "load",
     "patch_body",
     "read",
+    "with_result",
 ]
 
 ANNOTATION = "oom-responder.io/ledger"
@@ -121,3 +122,15 @@ def patch_body(resource_version: str | None, entries: Sequence[LedgerEntry]) -> 
     result afterwards (`responder.kube.patching.update_ledger`).
     """
     return {"metadata": {"resourceVersion": resource_version, "annotations": {ANNOTATION: dump(entries)}}}
+
+
+def with_result(
+    entries: Sequence[LedgerEntry], entry: LedgerEntry, result: decisions.Outcome
+) -> list[LedgerEntry]:
+    """The ledger with `entry` (matched by action, occurrence and time) marked with a verification result."""
+    updated: list[LedgerEntry] = []
+    key = (entry.action, entry.occurrence, entry.at)
+    for existing in entries:
+        same = (existing.action, existing.occurrence, existing.at) == key
+        updated.append(existing.model_copy(update={"result": result}) if same else existing)
+    return updated

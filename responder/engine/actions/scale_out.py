@@ -15,9 +15,8 @@ import contextlib
 
 from responder.engine.actions import base
 from responder.kube import client, errors, patching
-from responder.logic import planning
 from responder.logic.actions import scale_out as pure
-from responder.models import decisions, mutations
+from responder.models import decisions, ledgers, mutations
 
 __all__ = ["PART", "carry_out"]
 
@@ -43,7 +42,7 @@ async def carry_out(
                 await patching.update_ledger(
                     kube,
                     snapshot.target,
-                    lambda entries: planning.with_result(entries, mutation.entry, decisions.Outcome.FAILED),
+                    lambda entries: ledgers.with_result(entries, mutation.entry, decisions.Outcome.FAILED),
                     attempts=patching.LEDGER_WRITE_ATTEMPTS,
                 )
         raise

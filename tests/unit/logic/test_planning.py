@@ -324,7 +324,7 @@ def test_a_verification_result_updates_only_its_own_entry() -> None:
     mutation = propose(snapshot(), playbook(RAISE)).mutation
     assert mutation is not None
     other = mutation.entry.model_copy(update={"occurrence": "other"})
-    updated = planning.with_result([other, mutation.entry], mutation.entry, decisions.Outcome.FAILED)
+    updated = ledgers.with_result([other, mutation.entry], mutation.entry, decisions.Outcome.FAILED)
     assert [e.result for e in updated] == [decisions.Outcome.DONE, decisions.Outcome.FAILED]
 
 
