@@ -114,6 +114,8 @@ async def test_a_list_returns_its_items_and_every_request_is_counted_by_verb_and
         == 1
     )
     assert (
-        metrics.registry.get_sample_value("oom_responder_kube_requests_total", {"verb": "get", "code": "404", "resource": "pods"})
+        metrics.registry.get_sample_value(
+            "oom_responder_kube_requests_total", {"verb": "get", "code": "404", "resource": "pods"}
+        )
         == 1
     )
