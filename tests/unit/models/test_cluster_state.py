@@ -16,7 +16,7 @@ import json
 
 import pytest
 
-from responder.logic import guarding
+from responder.logic import budgeting, guarding
 from responder.models import cluster_state, decisions, settings, targets
 
 NOW = datetime.datetime(2026, 3, 1, 12, tzinfo=datetime.UTC)
@@ -84,9 +84,9 @@ def test_the_guard_blocks_on_a_damaged_state_object_without_raising(raw: str, wh
     decision = guarding.guard(plan=plan, snapshot=snapshot, cluster=state, settings=config, now=NOW)
     assert decision.guardrail is decisions.Guardrail.PAUSED
     assert why in decision.detail
-    _, reserved = guarding.reserve(state, now=NOW, settings=config)
+    _, reserved = budgeting.reserve(state, now=NOW, settings=config)
     assert not reserved.allowed and reserved.guardrail is decisions.Guardrail.PAUSED
-    guarding.note_workload(state, key=target.key, now=NOW, settings=config)
+    budgeting.note_workload(state, key=target.key, now=NOW, settings=config)
 
 
 def test_a_state_the_service_wrote_round_trips() -> None:
