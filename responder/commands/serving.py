@@ -262,8 +262,8 @@ async def serve(
         print(f"error: {e}", file=sys.stderr)
         return 2
     from responder import config  # noqa: PLC0415
-    from responder.kube import credentials  # noqa: PLC0415
     from responder.commands import connecting  # noqa: PLC0415
+    from responder.kube import credentials  # noqa: PLC0415
 
     deduplicator = deduplicating.Deduplicator.from_settings(settings.dedup)
     try:
