@@ -505,6 +505,21 @@ class Stack:
 
     # ---- reading ----------------------------------------------------------------------
 
+    def describe(self) -> str:
+        """What a failed wait should show: the webhook deliveries so far and each component's last log lines."""
+        deliveries = [
+            (
+                d.status,
+                [
+                    (a["labels"].get("alertname"), a["labels"].get("pod"), a["status"])
+                    for a in d.payload["alerts"]
+                ],
+            )
+            for d in list(self.tap.deliveries)
+        ]
+        logs = "\n".join(f"--- {p.name}:\n{p.log_tail(6)}" for p in self.procs)
+        return f"webhook deliveries: {deliveries}\n{logs}"
+
     def service_records(self) -> list[dict[str, Any]]:
         """The service's JSON log lines so far (other lines as ``{"message": line}``)."""
         try:

@@ -72,7 +72,7 @@ async def _until(
         if value:
             return value
         if loop.time() > deadline:
-            raise AssertionError(f"gave up waiting for {what} after {seconds:.0f}s")
+            raise AssertionError(f"gave up waiting for {what} after {seconds:.0f}s\n{stack.describe()}")
         await asyncio.sleep(0.5)
 
 
