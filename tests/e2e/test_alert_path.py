@@ -2,7 +2,8 @@
 export, Alertmanager routes with the example route, ``oom-responder serve`` mitigates, and the alert resolves.
 
 Rule time runs ``stack.TIME_SCALE`` times faster than wall time (durations of a test-only copy of
-config/alert-rules.yaml divided, expressions otherwise as shipped). Each scenario checks: the alert fires in
+config/alert-rules.yaml divided, range windows kept at least ``stack.MIN_WINDOW_SECONDS`` long, expressions
+otherwise as shipped). Each scenario checks: the alert fires in
 Prometheus from the real rule; the webhook payload reaching the service carries namespace, pod, container and
 severity; exactly one mitigation is written (the workload's ledger); the alert resolves, the resolution reaches
 the service, and the Slack stand-in gets the resolved notice in the incident's thread.
