@@ -140,6 +140,13 @@ class StateStore:
         self.settings = settings
         self._max_conflicts = max_conflicts
         self._turns = _Turns()
+        self._pending: dict[
+            bool, list[tuple[Callable[[cluster_state.ClusterState], tuple[Any, Any]], asyncio.Future[Any]]]
+        ] = {
+            True: [],
+            False: [],
+        }
+        """Updates waiting for a turn, by urgency: whoever gets the turn commits them all."""
         self._known: tuple[cluster_state.ClusterState, str | None] | None = None
         """The state and resourceVersion this process last read or wrote (None: nothing known)."""
 
@@ -197,22 +204,78 @@ class StateStore:
         be written on a fresh read. Raises StateConflict after `max_conflicts` lost races, and KubeError for
         other failures; the caller must then not mutate the cluster. Updates of this process run one at a
         time; `urgent` ones go before those waiting that are not.
+
+        Group commit of urgent updates: the urgent update that gets the turn also applies every urgent update
+        waiting behind it, in order, each to the state the previous one left, and writes the result once;
+        every caller gets its own result from that one proven write. In a storm this turns a budget PUT per
+        mitigation into one per turn, and the API budget goes to mitigations instead.
         """
-        async with self._turns.turn(urgent=urgent):
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        entry = (change, future)
+        self._pending[urgent].append(entry)
+        try:
+            async with self._turns.turn(urgent=urgent):
+                if not future.done():
+                    # Only urgent updates (reservations, returned tokens, the pause switch) are committed
+                    # together: blast-radius counts stay one write each, so that the reservations waiting
+                    # behind them still go first and the first workloads of a burst are answered before the
+                    # breaker has counted the whole burst.
+                    batch = list(self._pending[True]) if urgent else [entry]
+                    if urgent:
+                        self._pending[True].clear()
+                    else:
+                        self._pending[False].remove(entry)
+                    await self._commit([e for e in batch if not e[1].done()], own=future)
+        except BaseException:
+            if not future.done():
+                future.cancel()  # still waiting: the next batch leaves it out
+            with contextlib.suppress(ValueError):
+                self._pending[urgent].remove(entry)
+            raise
+        result: _Result = future.result()
+        return result
+
+    async def _commit(
+        self,
+        batch: list[tuple[Callable[[cluster_state.ClusterState], tuple[Any, Any]], asyncio.Future[Any]]],
+        *,
+        own: asyncio.Future[Any],
+    ) -> None:
+        def apply(
+            state: cluster_state.ClusterState, resource_version: str | None
+        ) -> tuple[cluster_state.ClusterState | None, list[Any]]:
+            """The state after every change (None: nothing to write) and each change's result."""
+            results = []
+            current, write = state, False
+            for change, _ in batch:
+                new_state, result = change(current)
+                results.append(result)
+                if new_state is not None and (new_state != current or resource_version is None):
+                    current, write = new_state, True
+            return (current if write else None), results
+
+        def hand_back(results: list[Any]) -> None:
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+        try:
             backoff = _CONFLICT_BACKOFF_SECONDS
             for _ in range(self._max_conflicts):
                 fresh = self._known is None
                 state, resource_version = self._known if self._known is not None else await self._read_raw()
-                new_state, result = change(state)
-                if new_state is None or (new_state == state and resource_version is not None):
+                new_state, results = apply(state, resource_version)
+                if new_state is None:
                     if fresh:
-                        return result
+                        hand_back(results)
+                        return
                     # Decided on what this process last saw, without a write to prove it current: another
                     # replica may have changed it since (a resume, a returned token). Decide again on a read.
                     state, resource_version = await self._read_raw()
-                    new_state, result = change(state)
-                    if new_state is None or (new_state == state and resource_version is not None):
-                        return result
+                    new_state, results = apply(state, resource_version)
+                    if new_state is None:
+                        hand_back(results)
+                        return
                 try:
                     written = await self._write(new_state, resource_version)
                 except errors.KubeConflict:
@@ -226,11 +289,25 @@ class StateStore:
                     self._known = None
                     raise
                 self._known = (new_state, written) if written is not None else None
-                return result
-        raise StateConflict(
-            f"state object {self.namespace}/{self.name} changed under every one of {self._max_conflicts} attempts",
-            status=409,
-        )
+                hand_back(results)
+                return
+            raise StateConflict(
+                f"state object {self.namespace}/{self.name} changed under every one of {self._max_conflicts} "
+                "attempts",
+                status=409,
+            )
+        except BaseException as e:
+            # Every other caller of the batch fails the same way (a cancellation of this one is, to them, an
+            # interrupted write whose outcome is unknown).
+            shared = (
+                errors.KubeUnavailable("the state update was interrupted")
+                if isinstance(e, asyncio.CancelledError)
+                else e
+            )
+            for _, future in batch:
+                if future is not own and not future.done():
+                    future.set_exception(shared)
+            raise
 
     # --- what the engine and the commands call ----------------------------------------------------------------
 

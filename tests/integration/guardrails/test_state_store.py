@@ -5,7 +5,9 @@ Aspects covered:
 * concurrent tasks, several API clients and separate OS processes racing on `reserve` never spend more tokens
   than the budget holds, and every loser is told it was the budget;
 * tasks of one process never lose a compare-and-swap to each other: each update starts from the state the
-  process last wrote (one write, no re-read); another client's write in between costs one 409 and a re-read;
+  process last wrote (no re-read), and the reservations waiting for a turn are committed together in one
+  write (twenty at once cost a few writes, each caller told its own result); another client's write in
+  between costs one 409 and a re-read;
 * a decision that writes nothing is never made on a remembered state alone (another client's resume counts);
 * 50 workloads alerting at once, from several processes, with a blast radius of 10: the breaker opens and
   exactly one caller is told so; after the quiet period exactly one caller is told it closed;
@@ -151,7 +153,10 @@ async def test_tasks_of_one_process_never_lose_a_race_to_each_other(stores: Any)
     assert all(result.allowed for result in results)
     assert requests(replica, "update", "409") == 0
     assert requests(replica, "get", "404") + requests(replica, "get", "200") == 1
-    assert requests(replica, "create", "201") + requests(replica, "update", "200") == 20
+    # Group commit: the reservations waiting for a turn are written together, so twenty cost far fewer writes.
+    writes = requests(replica, "create", "201") + requests(replica, "update", "200")
+    assert 1 <= writes < 20
+    assert (await other.read()).budget_tokens == pytest.approx(30.0)
     # Another client writes in between: the next update loses once, re-reads, and counts both.
     assert await other.reserve_budget(now=NOW)
     assert await replica.reserve_budget(now=NOW)
