@@ -43,6 +43,7 @@ EMOJI = {
     "test_tube": "🧪",
     "hourglass_flowing_sand": "⏳",
     "cyclone": "🌀",
+    "calendar": "📅",
 }
 
 STYLE = """
@@ -148,11 +149,29 @@ def cases() -> list[tuple[str, blocks.Message, list[tuple[str, blocks.Message]]]
         )
         for i in range(23)
     ]
+    after = [
+        (title, blocks.render(previews[title], in_thread=True))
+        for title in (
+            "Verification passed (in the thread)",
+            "Restarts scheduled (in the thread)",
+            "1h verdict (in the thread)",
+            "Scheduled restart (in the thread)",
+            "6h verdict (in the thread)",
+            "Schedule stopped: the fix shipped (in the thread)",
+            "24h verdict (in the thread)",
+            "48h verdict, incident closed (in the thread)",
+        )
+    ]
     return [
         (
             "OOMKilled → memory limit raised, then verified and resolved (thread)",
             blocks.render(first),
             replies,
+        ),
+        (
+            "After the mitigation: restarts until the fix ships, verdicts up to 48 h, incident closed (thread)",
+            blocks.render(first),
+            after,
         ),
         ("PodMemoryHigh → scaled out", blocks.render(previews["PodMemoryHigh: scaled out"]), []),
         (

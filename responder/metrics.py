@@ -120,5 +120,30 @@ class Metrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
+        self.verdicts = Counter(
+            f"{_PREFIX}_verdicts",
+            "Verdicts taken after mitigations (runbook Step 6), by horizon and verdict "
+            "(stable, still_leaking, failed, unknown).",
+            ["horizon", "verdict"],
+            registry=r,
+        )
+        self.scheduled_restarts = Counter(
+            f"{_PREFIX}_scheduled_restarts",
+            "Restarts due on a restart schedule, by result (done, blocked, skipped, failed).",
+            ["result"],
+            registry=r,
+        )
+        self.follow_ups = Gauge(
+            f"{_PREFIX}_follow_ups",
+            "Follow-up records at the last poll, by what they hold (verdicts, schedule, verification, "
+            "unreadable).",
+            ["holding"],
+            registry=r,
+        )
+        self.follow_ups_late = Counter(
+            f"{_PREFIX}_follow_ups_late",
+            "Verdicts taken later than follow_up.late_after_seconds after they fell due (no replica ran).",
+            registry=r,
+        )
         self.build_info = Info(f"{_PREFIX}_build", "Version of the running service.", registry=r)
         self.build_info.info({"version": responder.__version__})

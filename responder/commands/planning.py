@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from responder.logic import normalizing, routing, sorting
-from responder.models import actions, alerts, decisions, settings, targets
+from responder.logic.actions import scheduled_restart
+from responder.models import actions, alerts, decisions, follow_ups, settings, targets
 
 __all__ = [
     "LabelPlan",
@@ -48,6 +49,10 @@ class LabelPlan:
     """Later actions, tried if the first one does not apply once live state is known."""
     additional: tuple[str, ...] = ()
     """capture_diagnostics / escalate: carried out in addition to the action."""
+    schedules: tuple[str, ...] = ()
+    """The restart schedules the playbook would create (scheduled_restart), in words."""
+    verdicts: str | None = None
+    """When the mitigation would be judged again (follow_up.horizons_seconds), in words."""
     reason: str | None = None
     """Why nothing would be done (a decisions.Reason value); None when an action is planned."""
     note: str = ""
@@ -111,12 +116,23 @@ def plan_from_labels(
             reason=decisions.Reason.NOT_SCALABLE.value,
             note="no action fits the target",
         )
+    schedules = tuple(
+        scheduled_restart.describe_options(spec.scheduled_restart)
+        for spec in playbook.actions
+        if spec.scheduled_restart is not None and _fits(spec.action, target.kind)
+    )
+    verdicts = None
+    if config.follow_up.enabled and (fitting or schedules):
+        labels = ", ".join(follow_ups.horizon_label(s) for s in config.follow_up.horizons_seconds)
+        verdicts = f"at {labels} after the mitigation (runbook Step 6), then the incident is closed if all are stable"
     return dataclasses.replace(
         base,
         target=target.key,
         action=fitting[0].value if fitting else None,
         fallbacks=tuple(action.value for action in fitting[1:]),
         additional=additional,
+        schedules=schedules,
+        verdicts=verdicts,
         note=note,
     )
 
@@ -257,6 +273,9 @@ def render_text(plans: Sequence[LabelPlan]) -> str:
                 fields.append(("fallbacks", ", ".join(plan.fallbacks)))
             if plan.additional:
                 fields.append(("also", ", ".join(plan.additional)))
+            fields.extend(("schedule", schedule) for schedule in plan.schedules)
+            if plan.verdicts:
+                fields.append(("verdicts", plan.verdicts))
         else:
             fields.append(("nothing to do", plan.reason))
         if plan.note:

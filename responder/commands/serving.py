@@ -179,6 +179,9 @@ async def build_pipeline(
         retry_on_next_delivery=lambda item: deduplicator.forget(deduplicating.occurrence_key(item.event)),
     )
     await notifiers.start()
+    # After the mitigation (runbook Step 6): verdicts, restart schedules and rollouts left by a replica that
+    # died, all kept in ConfigMaps and claimed by compare-and-swap; the poller holds no state of its own.
+    processor.following.start()
 
     cluster: dict[str, Any] = {"cluster": "not checked yet"}
     reachable = asyncio.Event()

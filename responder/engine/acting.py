@@ -23,7 +23,7 @@ from responder.kube import client, errors
 from responder.logic import planning
 from responder.models import actions, cluster_state, decisions, mutations, settings, targets
 
-__all__ = ["Acted", "Actor", "Guard", "Replan", "StateStore", "Verifier"]
+__all__ = ["Acted", "Actor", "FollowUps", "Guard", "Replan", "StateStore", "Verifier"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,33 @@ class Verifier(Protocol):
     ) -> None: ...
 
 
+class FollowUps(base.FollowUps, Protocol):
+    """Where what happens after a mitigation is kept (`responder.engine.following.Following`)."""
+
+    async def before_write(
+        self,
+        run: reporting.Run,
+        *,
+        snapshot: mutations.WorkloadSnapshot,
+        mutation: mutations.Mutation[mutations.Change],
+    ) -> None: ...
+
+    async def write_failed(
+        self, mutation: mutations.Mutation[mutations.Change], *, maybe_written: bool
+    ) -> None: ...
+
+    async def after_mitigation(
+        self,
+        run: reporting.Run,
+        *,
+        mutation: mutations.Mutation[mutations.Change],
+        written: client.Body,
+        options: object,
+        summary: str,
+        follows_rollout: bool,
+    ) -> None: ...
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Acted:
     """How acting on one plan ended."""
@@ -96,6 +123,7 @@ class Actor:
         guard: Guard,
         wrote: Callable[[str], None],
         preview: bool = False,
+        follow_ups: FollowUps | None = None,
     ) -> None:
         """`wrote(key)` is told after every write (or attempt) on a workload; `verifier` None follows nothing.
         With `preview`, nothing is reserved or written and the reporter should be muted."""
@@ -108,6 +136,7 @@ class Actor:
         self.guard = guard
         self.wrote = wrote
         self.preview = preview
+        self.follow_ups = follow_ups
 
     @property
     def dry_run(self) -> bool:
@@ -165,6 +194,11 @@ class Actor:
                 await self.reporter.blocked_with_event(run, plan, budget)
                 return Acted(budget)
             reserved = True
+        follow_ups = None if self.dry_run else self.follow_ups
+        if follow_ups is not None:
+            # Written ahead (unconfirmed): a replica killed right after the write leaves its verdicts, its
+            # restart schedule and its rollout to the others, who confirm it from the workload's ledger.
+            await follow_ups.before_write(run, snapshot=snapshot, mutation=mutation)
         try:
             try:
                 written = await part.carry_out(
@@ -175,28 +209,42 @@ class Actor:
         except errors.KubeConflict as e:
             if reserved:
                 await self.state_store.return_budget(now=self.clock())
+            if follow_ups is not None:
+                await follow_ups.write_failed(mutation, maybe_written=False)
             logger.info("409 on %s: re-reading and re-planning", snapshot.target.key)
             raise Replan(snapshot.target.key) from e
         except errors.KubeError as e:
             # A 5xx may have been applied: its token stays spent rather than risk a second write on it.
             if reserved and not isinstance(e, errors.KubeUnavailable):
                 await self.state_store.return_budget(now=self.clock())
+            if follow_ups is not None:
+                await follow_ups.write_failed(mutation, maybe_written=isinstance(e, errors.KubeUnavailable))
             refusal = decisions.Decision.refuse(errors.reason_for(e), e.message)
             await self.reporter.refused(run, action, decisions.Outcome.FAILED, refusal, plan=plan)
             return Acted(refusal)
+        summary = planning.describe(plan)
+        follows = actions.traits_of(action).follows_rollout and self.verifier is not None
+        if follow_ups is not None:
+            await follow_ups.after_mitigation(
+                run,
+                mutation=mutation,
+                written=written,
+                options=options,
+                summary=summary,
+                follows_rollout=follows,
+            )
         extra = ""
         if part.after_write is not None:
             extra = await part.after_write(
                 self.kube, snapshot=snapshot, mutation=mutation, options=options, dry_run=self.dry_run
             )
         outcome = decisions.Outcome.WOULD_DO if self.dry_run else decisions.Outcome.DONE
-        summary = planning.describe(plan)
         allowed = decisions.Decision.allow(extra)
         self.reporter.report(run, action, outcome, allowed, plan=plan, summary=summary)
         await self.reporter.record_event(
             run, action, outcome, decisions.Reason.ALLOWED, f"{summary}. {extra}".strip()
         )
-        if not self.dry_run and self.verifier is not None and actions.traits_of(action).follows_rollout:
+        if not self.dry_run and self.verifier is not None and follows:
             self.verifier.verify_later(run, mutation=mutation, written=written, options=options)
         return Acted(allowed, summary)
 
@@ -238,6 +286,13 @@ class Actor:
                 pod_name=run.event.pod,
                 pod=snapshot.pod,
                 done=done,
+                snapshot=snapshot,
+                incident=run.event.occurrence_id,
+                playbook=run.playbook,
+                thread=run.thread,
+                container=run.event.container,
+                dry_run=self.dry_run,
+                follow_ups=None if self.dry_run else self.follow_ups,
                 diagnostics=diagnostics,
             )
             result = await parts.additional(spec.action).carry_out(

@@ -31,8 +31,8 @@ import socket
 from collections.abc import AsyncIterator, Callable
 
 from responder import metrics as metrics_mod
-from responder.engine import acting, reporting, verifying
-from responder.kube import client, errors, fetching
+from responder.engine import acting, following, reporting, verifying
+from responder.kube import client, errors, fetching, follow_ups
 from responder.kube import state as state_mod
 from responder.logic import guarding, planning, resolving
 from responder.models import (
@@ -147,10 +147,32 @@ class Processor:
             identity=self.identity,
             dry_run=self.dry_run,
         )
-        self.verifier = verifying.Verifier(
-            settings=settings.verification, kube=kube, reporter=self.reporter, wrote=self._writes.wrote
+        # What happens after a mitigation (verdicts, restart schedules, the rollout being verified) is kept in
+        # Kubernetes by `following`; `serve` starts its poller, which also finishes what a dead replica left.
+        self.following = following.Following(
+            settings=settings,
+            metrics=metrics,
+            kube=kube,
+            store=follow_ups.FollowUpStore(
+                kube, namespace=settings.follow_up.namespace or self.own_namespace
+            ),
+            state_store=state_store,
+            notifiers=notifiers,
+            identity=self.identity,
+            own_namespace=self.own_namespace,
+            clock=clock,
+            guard=guard,
         )
-        self.actor = self._actor(guard, reporter=self.reporter, verifier=self.verifier, preview=False)
+        self.verifier = verifying.Verifier(
+            settings=settings.verification,
+            kube=kube,
+            reporter=self.reporter,
+            wrote=self._writes.wrote,
+            holder=self.following,
+        )
+        self.actor = self._actor(
+            guard, reporter=self.reporter, verifier=self.verifier, preview=False, follow_ups=self.following
+        )
         self._previewer = self._actor(guard, reporter=self.reporter.muted_copy(), verifier=None, preview=True)
 
     def _actor(
@@ -160,6 +182,7 @@ class Processor:
         reporter: reporting.Reporter,
         verifier: verifying.Verifier | None,
         preview: bool,
+        follow_ups: acting.FollowUps | None = None,
     ) -> acting.Actor:
         return acting.Actor(
             settings=self.settings,
@@ -171,6 +194,7 @@ class Processor:
             guard=guard,
             wrote=self._writes.wrote,
             preview=preview,
+            follow_ups=follow_ups,
         )
 
     @property
@@ -184,8 +208,10 @@ class Processor:
         await self.verifier.wait()
 
     async def close(self, timeout_seconds: float) -> None:
-        """Let running verifications finish within `timeout_seconds`, then cancel them."""
+        """Let running verifications and follow-ups finish within `timeout_seconds`, then cancel them (a
+        cancelled one's claim lapses and another replica finishes it)."""
         await self.verifier.close(timeout_seconds)
+        await self.following.close(timeout_seconds)
 
     @contextlib.asynccontextmanager
     async def _locked(self, key: str) -> AsyncIterator[None]:

@@ -24,7 +24,7 @@ import datetime
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from responder.engine import actions as parts
 from responder.engine import reporting
@@ -32,7 +32,7 @@ from responder.kube import client, errors, fetching, patching
 from responder.logic import planning
 from responder.models import decisions, ledgers, mutations, settings, targets
 
-__all__ = ["EVENTS_EVERY", "Verdict", "Verifier", "follow", "judge"]
+__all__ = ["EVENTS_EVERY", "Holder", "Verdict", "Verifier", "follow", "judge"]
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +185,15 @@ async def record_result(
     )
 
 
+class Holder(Protocol):
+    """Keeps the pending verification in Kubernetes (`responder.engine.following.Following`): claimed by this
+    replica while it follows, cleared once, so a replica that dies leaves it to another to finish."""
+
+    def holding(self, target: targets.Target) -> contextlib.AbstractAsyncContextManager[None]: ...
+
+    async def verified(self, target: targets.Target, *, since: datetime.datetime) -> bool: ...
+
+
 class Verifier:
     """Follows each written change's rollout in a background task, records and reports the verdict."""
 
@@ -195,11 +204,13 @@ class Verifier:
         kube: client.Kube,
         reporter: reporting.Reporter,
         wrote: Callable[[str], None],
+        holder: Holder | None = None,
     ) -> None:
         self.settings = settings
         self.kube = kube
         self.reporter = reporter
         self.wrote = wrote
+        self.holder = holder
         self._tasks: set[asyncio.Task[None]] = set()
 
     def verify_later(
@@ -254,44 +265,70 @@ class Verifier:
         plan = mutation.plan
         target = plan.target
         hook = parts.mutating(plan.action).on_failed_rollout
+        held = self.holder.holding(target) if self.holder is not None else contextlib.nullcontext()
         try:
-            verdict = await follow(
-                self.kube,
-                target=target,
-                generation=generation,
-                since=mutation.entry.at,
-                timeout_seconds=self.settings.timeout_seconds,
-                poll_seconds=self.settings.poll_seconds,
-            )
-            said: str | None = None
-            if verdict.outcome is decisions.Outcome.FAILED and hook is not None:
-
-                async def record(extra_for: Callable[[client.Body], Mapping[str, Any] | None] | None) -> bool:
-                    return await self._record(target, mutation.entry, verdict.outcome, extra_for)
-
-                said = await hook(target=target, mutation=mutation, options=options, record=record)
-            if said is None:
-                await self._record(target, mutation.entry, verdict.outcome)
+            async with held:
+                verdict, said = await self._follow(mutation, generation, options, hook)
         except errors.KubeError as e:
             verdict = Verdict(decisions.Outcome.FAILED, f"could not follow the rollout: {e.message}")
             said = None
         except Exception:
             logger.exception("verifying %s failed", target.key)
             return
-        detail = verdict.detail + (said or "")
+        if self.holder is not None and not await self.holder.verified(target, since=mutation.entry.at):
+            return  # another replica took the verification over (this one hung) and reported it
+        self._report(run, mutation, verdict, said)
+        await self.reporter.record_event(
+            run,
+            plan.action,
+            verdict.outcome,
+            decisions.Reason.ROLLOUT_COMPLETE
+            if verdict.outcome is decisions.Outcome.DONE
+            else decisions.Reason.ROLLOUT_FAILED,
+            f"verification: {verdict.detail + (said or '')}",
+            verb="verify",
+        )
+
+    def _report(
+        self,
+        run: reporting.Run,
+        mutation: mutations.Mutation[mutations.Change],
+        verdict: Verdict,
+        said: str | None,
+    ) -> None:
+        plan = mutation.plan
         done = verdict.outcome is decisions.Outcome.DONE
         self.reporter.verified(
             run,
             plan,
             outcome=verdict.outcome,
             summary=f"{planning.describe(plan)}: rollout {'completed' if done else 'failed'}",
-            detail=detail,
+            detail=verdict.detail + (said or ""),
         )
-        await self.reporter.record_event(
-            run,
-            plan.action,
-            verdict.outcome,
-            decisions.Reason.ROLLOUT_COMPLETE if done else decisions.Reason.ROLLOUT_FAILED,
-            f"verification: {detail}",
-            verb="verify",
+
+    async def _follow(
+        self,
+        mutation: mutations.Mutation[mutations.Change],
+        generation: int,
+        options: object,
+        hook: Any,
+    ) -> tuple[Verdict, str | None]:
+        target = mutation.plan.target
+        verdict = await follow(
+            self.kube,
+            target=target,
+            generation=generation,
+            since=mutation.entry.at,
+            timeout_seconds=self.settings.timeout_seconds,
+            poll_seconds=self.settings.poll_seconds,
         )
+        said: str | None = None
+        if verdict.outcome is decisions.Outcome.FAILED and hook is not None:
+
+            async def record(extra_for: Callable[[client.Body], Mapping[str, Any] | None] | None) -> bool:
+                return await self._record(target, mutation.entry, verdict.outcome, extra_for)
+
+            said = await hook(target=target, mutation=mutation, options=options, record=record)
+        if said is None:
+            await self._record(target, mutation.entry, verdict.outcome)
+        return verdict, said

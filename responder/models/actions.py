@@ -37,6 +37,7 @@ __all__ = [
     "RaiseMemory",
     "RolloutRestart",
     "ScaleOut",
+    "ScheduledRestart",
     "Traits",
     "mutating",
     "parse_step",
@@ -54,6 +55,7 @@ class Action(enum.StrEnum):
     ROLLOUT_RESTART = "rollout_restart"
     CAPTURE_DIAGNOSTICS = "capture_diagnostics"
     ESCALATE = "escalate"
+    SCHEDULED_RESTART = "scheduled_restart"
 
 
 # ---- options (one model per action; the playbook's `- action: {options}`) ----------------------------------
@@ -129,6 +131,41 @@ class Escalate(schemas.Frozen):
     """Text sent to the notifiers."""
 
 
+class ScheduledRestart(schemas.Frozen):
+    """Runbook Solution 4 (temporary, while the leak is investigated): a rolling restart every interval.
+
+    Each restart is a `rollout_restart` through the guardrails, recorded in the ledger and announced in the
+    incident's thread. The schedule stops by itself at `expire_after_seconds` or `max_count`, when the pod
+    template's image changes (the fix shipped: a fresh series of verdicts starts instead), after
+    `stable_verdicts_to_stop` stable verdicts, on `oom-responder schedules cancel`, or on opt-out.
+    """
+
+    interval_seconds: float = Field(21600, gt=0)
+    """Fixed interval between restarts, in seconds (the runbook's CronJob: every 6 h). Used when
+    `time_to_oom_fraction` is not set, or when no time to OOM is known."""
+    time_to_oom_fraction: float | None = Field(None, gt=0, le=1)
+    """Derive the interval from the time to OOM instead: this fraction of it (e.g. 0.7 restarts well before
+    the kill). The time to OOM comes from the Prometheus analysis, else from how long the OOM-killed container
+    had run (its lastState startedAt → finishedAt)."""
+    min_interval_seconds: float = Field(3600, gt=0)
+    """Floor of a derived interval, in seconds: never restart more often than this."""
+    max_interval_seconds: float = Field(86400, gt=0)
+    """Ceiling of a derived interval, in seconds."""
+    expire_after_seconds: float = Field(7 * 86400, gt=0)
+    """The schedule ends this many seconds after it began (7 days): a temporary measure must not become
+    permanent unnoticed."""
+    max_count: int | None = Field(None, gt=0)
+    """The schedule ends after this many restarts (None: only the expiry ends it)."""
+    stable_verdicts_to_stop: int = Field(2, ge=1)
+    """Consecutive stable verdicts after which the schedule stops by itself."""
+
+    @pydantic.model_validator(mode="after")
+    def _floor_below_ceiling(self) -> ScheduledRestart:
+        if self.min_interval_seconds > self.max_interval_seconds:
+            raise ValueError("min_interval_seconds must not exceed max_interval_seconds")
+        return self
+
+
 class ActionSpec(schemas.Frozen):
     """Exactly one action, written as a one-key mapping: `- raise_memory: {ratio: 1.5}`."""
 
@@ -138,6 +175,7 @@ class ActionSpec(schemas.Frozen):
     rollout_restart: RolloutRestart | None = None
     capture_diagnostics: CaptureDiagnostics | None = None
     escalate: Escalate | None = None
+    scheduled_restart: ScheduledRestart | None = None
 
     @classmethod
     def __get_pydantic_json_schema__(
@@ -347,6 +385,21 @@ TRAITS: Mapping[Action, Traits] = {
         kinds=_ANY,
         done_words="escalated to humans",
         would_words="would escalate to humans",
+    ),
+    Action.SCHEDULED_RESTART: Traits(
+        options=ScheduledRestart,
+        # Carried out beside the mitigation: it writes a schedule into the workload's follow-up record; each
+        # restart it later makes is a rollout_restart guarded in full at its own time.
+        mutating=False,
+        kinds=_TEMPLATED,
+        done_words="restarts scheduled",
+        would_words="would schedule restarts",
+        permissions=(
+            *_patch_workloads("stamp restartedAt with the ledger on each scheduled restart"),
+            Permission(
+                "", "pods", "", "list", "read the workload's pods for the time to OOM and the verdicts"
+            ),
+        ),
     ),
 }
 """One row per action; a test keeps it complete and each row's options equal to its `ActionSpec` field."""

@@ -58,6 +58,8 @@ class LedgerEntry(pydantic.BaseModel):
     """Notifier thread reference (Slack ts) of the incident, so follow-ups thread after restarts."""
     silence: str | None = None
     """The Alertmanager silence created after this action, so a failed verdict or a revert can expire it."""
+    verdicts: dict[str, str] | None = None
+    """Horizon ("1h", "48h") → verdict (stable, still_leaking, failed, unknown) taken after this action."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -26,6 +26,8 @@ class NoticeKind(enum.StrEnum):
     """Humans must act: the per-workload cap was reached or a playbook escalates."""
     BREAKER = "breaker"
     """The blast-radius breaker opened or closed, or the service was paused or resumed."""
+    FOLLOW_UP = "follow_up"
+    """After a mitigation: a verdict at a horizon, a scheduled restart, a schedule's end, the incident closed."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ __all__ = [
     "CapSettings",
     "DedupSettings",
     "DiagnosticsSettings",
+    "FollowUpSettings",
     "GuardrailSettings",
     "HeapDumpRuntime",
     "HeapDumpSettings",
@@ -41,6 +42,7 @@ __all__ = [
     "PrometheusQueries",
     "PrometheusSettings",
     "QueueSettings",
+    "ScheduledRestart",
     "ServerSettings",
     "Settings",
     "SlackSettings",
@@ -61,6 +63,7 @@ EvictPod = actions.EvictPod
 RolloutRestart = actions.RolloutRestart
 CaptureDiagnostics = actions.CaptureDiagnostics
 Escalate = actions.Escalate
+ScheduledRestart = actions.ScheduledRestart
 
 
 class Mode(enum.StrEnum):
@@ -543,6 +546,40 @@ class VerificationSettings(schemas.Frozen):
     """Interval between rollout checks, in seconds."""
 
 
+class FollowUpSettings(schemas.Frozen):
+    """Runbook Step 6: stay with the incident until it is over, and verdicts at horizons after each mitigation."""
+
+    enabled: bool = True
+    """Take verdicts after mitigations and run restart schedules (false: only the rollout is verified)."""
+    horizons_seconds: list[float] = Field(default_factory=lambda: [3600.0, 21600.0, 86400.0, 172800.0])
+    """When verdicts are taken, in seconds after the mitigation (1 h, 6 h, 24 h, 48 h). The incident is
+    closed after the last one when all were stable."""
+    poll_seconds: float = Field(30.0, gt=0)
+    """How often each replica looks for follow-ups that are due, in seconds (one labelled LIST)."""
+    claim_seconds: float = Field(120.0, gt=0)
+    """A replica's claim on a due follow-up lapses after this many seconds, so work held by a replica that
+    died is taken over by another. Keep it above the longest single step (a rollout check, a restart)."""
+    late_after_seconds: float = Field(300.0, ge=0)
+    """A verdict taken more than this many seconds after its due time says how late it is and why."""
+    memory_high_percent: float = Field(80.0, gt=0, le=100)
+    """Memory at or above this % of the limit is not stable (the runbook's success criterion: < 80 %)."""
+    max_restarts_per_hour: float = Field(1.0, ge=0)
+    """More container restarts per hour than this since the last look breaks "restart count not increasing"
+    (the runbook alerts on > 1 restart an hour)."""
+    namespace: str | None = None
+    """Namespace of the follow-up records (one ConfigMap per followed workload); defaults to the service's
+    own namespace."""
+
+    @pydantic.field_validator("horizons_seconds")
+    @classmethod
+    def _horizons(cls, value: list[float]) -> list[float]:
+        if any(seconds <= 0 for seconds in value):
+            raise ValueError("every horizon must be > 0 seconds")
+        if len(set(value)) != len(value):
+            raise ValueError("horizons must differ")
+        return sorted(value)
+
+
 class SlackSettings(schemas.Frozen):
     enabled: bool = False
     """Send notifications to Slack."""
@@ -640,6 +677,7 @@ class Settings(schemas.Frozen):
     guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     verification: VerificationSettings = Field(default_factory=VerificationSettings)
+    follow_up: FollowUpSettings = Field(default_factory=FollowUpSettings)
     notifiers: NotifierSettings = Field(default_factory=NotifierSettings)
     diagnostics: DiagnosticsSettings = Field(default_factory=DiagnosticsSettings)
     alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)

@@ -80,6 +80,7 @@ _KIND_EMOJI = {
     notices.NoticeKind.RESOLVED: ":white_check_mark:",
     notices.NoticeKind.ESCALATION: ":rotating_light:",
     notices.NoticeKind.BREAKER: ":octagonal_sign:",
+    notices.NoticeKind.FOLLOW_UP: ":calendar:",
 }
 
 _GUARDRAIL_WORDS = {
@@ -173,6 +174,8 @@ def _what_happened(notice: notices.Notice) -> str:
         return "resolved"
     if kind is notices.NoticeKind.ESCALATION:
         return "needs a human"
+    if kind is notices.NoticeKind.FOLLOW_UP:
+        return "after the mitigation"
     return "breaker"
 
 

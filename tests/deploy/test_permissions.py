@@ -35,6 +35,7 @@ def _every_action(*, check_vpa: bool, resize_in_place: bool) -> settings.Setting
         "rollout_restart",
         "capture_diagnostics",
         "escalate",
+        "scheduled_restart",
     ]
     return settings.Settings.model_validate(
         {"playbooks": [{"name": "everything", "alerts": ["oom_killed"], "actions": actions}]}

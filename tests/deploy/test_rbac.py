@@ -24,6 +24,8 @@ Aspects covered:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import datetime
 import io
@@ -41,11 +43,11 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from responder import metrics as metrics_mod
 from responder.commands import doctoring
 from responder.engine import processing
-from responder.kube import client, permissions
+from responder.kube import client, errors, permissions
 from responder.kube import events as kube_events
 from responder.kube import state as state_mod
 from responder.logic import normalizing, routing
-from responder.models import alerts, decisions, ledgers, notices, settings, work
+from responder.models import alerts, decisions, follow_ups, ledgers, notices, settings, targets, work
 from tests.deploy import test_install, tooling
 from tests.kubeplane import incidents
 from tests.kubeplane import plane as plane_mod
@@ -61,6 +63,8 @@ VALUES: dict[str, Any] = {
         "mode": "enforce",
         "guardrails": {"budget": {"mutations": 1000}, "blast_radius": {"max_workloads": 1000}},
         "verification": {"poll_seconds": 0.2},
+        # One verdict, two minutes after the mitigation (the follow-up scenario moves its clock there).
+        "follow_up": {"horizons_seconds": [120]},
         "playbooks": [
             {"name": "oom-evict", "alerts": ["oom_killed"], "matchers": ['scenario="evict"'],
              "actions": ["evict_pod"]},
@@ -68,6 +72,8 @@ VALUES: dict[str, Any] = {
              "actions": ["scale_out"]},
             {"name": "oom-resize", "alerts": ["oom_killed"], "matchers": ['scenario="resize"'],
              "actions": [{"raise_memory": {"resize_in_place": True}}]},
+            {"name": "oom-follow-up", "alerts": ["oom_killed"], "matchers": ['scenario="follow-up"'],
+             "actions": ["raise_memory", {"scheduled_restart": {"interval_seconds": 60, "max_count": 1}}]},
             {"name": "oom-raise-memory", "alerts": ["oom_killed"], "actions": ["raise_memory"]},
         ],
     },
@@ -169,6 +175,15 @@ NEEDS: dict[Rule, Need] = {
     Rule("state", "", "configmaps", "get"): _need("raise-deployment"),
     Rule("state", "", "configmaps", "create"): _need("raise-deployment"),
     Rule("state", "", "configmaps", "update"): _need("raise-deployment"),
+    # The follow-ups (verdicts, restart schedules): found by a labelled LIST of their ConfigMaps (without it
+    # nothing that was recorded ever happens), removed when over, marked once when unreadable; a verdict
+    # judges the workload's pods (without them it is "unknown").
+    Rule("state", "", "configmaps", "list"): _need("follow-up", "recorded"),
+    Rule("state", "", "configmaps", "delete"): _need(
+        "follow-up", "recorded", "restarted", "judged", "reported"
+    ),
+    Rule("state", "", "configmaps", "patch"): _need("follow-up", "recorded", "restarted", "judged", "ended"),
+    Rule("workloads", "", "pods", "list"): _need("follow-up", "recorded", "restarted", "reported", "ended"),
     Rule("access-review", "authorization.k8s.io", "selfsubjectaccessreviews", "create"): _need("doctor"),
 }
 
@@ -655,6 +670,80 @@ async def _act_gone_pod(ctx: Context, payload: dict[str, Any]) -> Observed:
     return Observed(frozenset({"found"} if found else set()), _forbidden(metrics))
 
 
+async def _stage_follow_up(ctx: Context) -> dict[str, Any]:
+    await incidents.create_deployment(ctx.api, ctx.namespace, "leaky", replicas=1)
+    return await _oom_killed_pod(ctx, "app=leaky")
+
+
+async def _act_follow_up(ctx: Context, pod: dict[str, Any]) -> Observed:
+    """A raise with a restart schedule, followed through on an injected clock: the follow-up recorded, the
+    restart made when due, the verdict taken from the pods, the record removed when over; beside it, a record
+    edited by hand into something unreadable is reported once."""
+    config = ctx.installed.config()
+    metrics = metrics_mod.Metrics()
+    collected = Collected()
+    clock = [datetime.datetime.now(datetime.UTC)]
+    kube = await client.Kube.connect(settings=config.kubernetes, metrics=metrics)
+    own = state_mod.own_namespace(config)
+    processor = processing.Processor(
+        settings=config,
+        metrics=metrics,
+        kube=kube,
+        notifiers=collected,
+        state_store=state_mod.StateStore(kube, namespace=own, settings=config),
+        own_namespace=own,
+        clock=lambda: clock[0],
+    )
+    where = follow_ups.record_name(targets.Target(targets.WorkloadKind.DEPLOYMENT, ctx.namespace, "leaky"))
+    broken = f"oom-responder-follow-broken-{secrets.token_hex(3)}"
+    achieved = set()
+    core = k8s.CoreV1Api(ctx.api)
+    try:
+        [event] = _events_of(config, _payload(ctx.namespace, pod["metadata"]["name"], scenario="follow-up"))
+        item = work.WorkItem(
+            event=event,
+            playbook=routing.route(event, config.playbooks),
+            received_at=clock[0],
+            queue_key=routing.queue_key(event, settings=config.alerts),
+        )
+        await processor.handle(item)
+        await processor.wait_verifications()
+        names = {c.metadata.name for c in (await core.list_namespaced_config_map(own)).items}
+        if where in names:
+            achieved.add("recorded")
+        body: Any = {
+            "metadata": {
+                "name": broken,
+                "labels": dict(follow_ups.LABELS),
+                "annotations": {follow_ups.TARGET_ANNOTATION: f"{ctx.namespace}/Deployment/gone"},
+            },
+            "data": {follow_ups.DATA_KEY: '{"version": 1, "edited": "by hand"}'},
+        }
+        await core.create_namespaced_config_map(own, body)
+        for seconds in (61, 60):  # the restart falls due; then the verdict, and the schedule is over
+            clock[0] += datetime.timedelta(seconds=seconds)
+            with contextlib.suppress(errors.KubeError):
+                await asyncio.gather(*await processor.following.tick())
+    finally:
+        with contextlib.suppress(ApiException):
+            await core.delete_namespaced_config_map(broken, own)
+        await processor.close(5)
+        await kube.close()
+    entries = _annotations_ledger(await _read(ctx, "Deployment", "leaky"))
+    if [e.occurrence.rsplit("/", 1)[-1] for e in entries if e.action is settings.Action.ROLLOUT_RESTART] == [
+        "restart-1"
+    ]:
+        achieved.add("restarted")
+    if any(e.verdicts == {"2m": "stable"} for e in entries):
+        achieved.add("judged")
+    if any(n.reason is decisions.Reason.INVALID and broken in n.summary for n in collected.notices):
+        achieved.add("reported")
+    names = {c.metadata.name for c in (await core.list_namespaced_config_map(own)).items}
+    if "recorded" in achieved and where not in names:
+        achieved.add("ended")
+    return Observed(frozenset(achieved), _forbidden(metrics))
+
+
 BASIC_USER = "system:basic-user"
 
 
@@ -705,6 +794,8 @@ SCENARIOS = {
         Scenario("resize-in-place", frozenset({"raised", "resized"}), _stage_resize, _act_resize),
         Scenario("gone-pod-ledger", frozenset({"found"}), _stage_gone_pod, _act_gone_pod),
         Scenario("doctor", frozenset({"reviewed"}), _stage_doctor, _act_doctor, _undo_doctor),
+        Scenario("follow-up", frozenset({"recorded", "restarted", "judged", "reported", "ended"}),
+                 _stage_follow_up, _act_follow_up),
     )
 }  # fmt: skip
 

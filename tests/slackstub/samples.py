@@ -147,11 +147,77 @@ def previews() -> dict[str, notices.Notice]:
             summary="The rollout of payments/checkout finished: 3/3 replicas run with 640Mi",
             outcome=decisions.Outcome.DONE,
         ),
+        **follow_up_previews(),
         "Resolved (in the thread)": notice(
             notices.NoticeKind.RESOLVED,
             summary="OOMKilled for payments/checkout resolved",
             outcome=None,
             from_value=None,
             to_value=None,
+        ),
+    }
+
+
+def _follow_up(summary: str, detail: str, *, hours: float, **changes: object) -> notices.Notice:
+    fields: dict[str, object] = {
+        "summary": summary,
+        "detail": detail,
+        "at": AT + datetime.timedelta(hours=hours),
+        "playbook": "oom-raise-memory",
+        "action": None,
+        "outcome": decisions.Outcome.DONE,
+        "from_value": None,
+        "to_value": None,
+        **changes,
+    }
+    return notice(notices.NoticeKind.FOLLOW_UP, **fields)
+
+
+def follow_up_previews() -> dict[str, notices.Notice]:
+    """The thread after the mitigation (runbook Step 6, Solution 4), up to the 48 h verdict."""
+    where = TARGET.key
+    return {
+        "Restarts scheduled (in the thread)": notice(
+            summary=f"rolling restarts of {where} scheduled",
+            action=settings.Action.SCHEDULED_RESTART,
+            from_value=None,
+            to_value=None,
+            detail="rolling restart every 4h 12m (0.7 × time to OOM 6h, from Prometheus), until "
+            "2024-05-21 09:30 UTC or 20 restarts; the first at 2024-05-14 13:42:12 UTC",
+        ),
+        "1h verdict (in the thread)": _follow_up(
+            f"1h verdict for {where}: stable",
+            "1h: no OOM kills, no restarts, peak 52 % of the limit.",
+            hours=1,
+        ),
+        "Scheduled restart (in the thread)": _follow_up(
+            f"Scheduled restart 1 of 20 of {where}",
+            "restartedAt 2024-05-14T13:42:12Z. Next one at 2024-05-14 17:54:12 UTC (every 4h 12m, until "
+            "2024-05-21 09:30 UTC).",
+            hours=4.2,
+            action=settings.Action.ROLLOUT_RESTART,
+        ),
+        "6h verdict (in the thread)": _follow_up(
+            f"6h verdict for {where}: stable",
+            "6h: no OOM kills, no restarts, peak 61 % of the limit.",
+            hours=6,
+        ),
+        "Schedule stopped: the fix shipped (in the thread)": _follow_up(
+            f"Restart schedule of {where} stopped (image changed) after 3 restart(s)",
+            "the image changed (app: registry.example/checkout:1.2.2 → registry.example/checkout:1.2.3-memleak-fix): "
+            "the fix shipped. A fresh series of verdicts starts now (1h, 6h, 24h, 48h) for the new image.",
+            hours=13.5,
+            action=settings.Action.ROLLOUT_RESTART,
+        ),
+        "24h verdict (in the thread)": _follow_up(
+            f"24h verdict for {where}: stable",
+            "24h: no OOM kills, no restarts, peak 47 % of the limit.",
+            hours=37.5,
+        ),
+        "48h verdict, incident closed (in the thread)": _follow_up(
+            f"48h verdict for {where}: stable. Incident closed: no OOM kills for 48h, peak 61 % of limit",
+            "48h: no OOM kills, no restarts, peak 49 % of the limit. Every verdict was stable: the runbook's "
+            "Step 6 success criteria are met.",
+            hours=61.5,
         ),
     }

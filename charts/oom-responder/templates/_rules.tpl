@@ -7,9 +7,10 @@ server that each rule is needed.
 # get: the alerted pod (fetching.locate). create: raise_memory's admission pre-check, a server-side dry-run
 # pod create (dryRun=All persists nothing) that lets ResourceQuota and LimitRange answer before the workload
 # is patched. RBAC cannot limit create to dry runs; patching a workload's pod template is as strong anyway.
+# list: the workload's pods (by its selector) at each verdict horizon after a mitigation (runbook Step 6).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, create]
+  verbs: [get, list, create]
 # evict_pod (policy/v1 Eviction, which honours PodDisruptionBudgets).
 - apiGroups: [""]
   resources: [pods/eviction]

@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from responder.kube import client
-from responder.models import decisions, mutations, notices, targets
+from responder.models import actions, decisions, follow_ups, mutations, notices, targets
 
-__all__ = ["Additional", "AdditionalInput", "AdditionalResult", "Mutating", "RecordResult"]
+__all__ = ["Additional", "AdditionalInput", "AdditionalResult", "FollowUps", "Mutating", "RecordResult"]
 
 RecordResult = Callable[[Callable[[client.Body], Mapping[str, Any] | None] | None], Awaitable[bool]]
 """Writes the verification result into the ledger entry, merging `extra_for(workload just read)` into the
@@ -79,6 +79,23 @@ class Mutating:
     on_failed_rollout: OnFailedRollout | None = None
 
 
+class FollowUps(Protocol):
+    """Where what happens later is kept (`responder.engine.following.Following`)."""
+
+    async def add_schedule(
+        self,
+        *,
+        snapshot: mutations.WorkloadSnapshot,
+        incident: str,
+        playbook: str,
+        thread: str | None,
+        container: str | None,
+        options: actions.ScheduledRestart,
+    ) -> tuple[follow_ups.Schedule | None, str]:
+        """Begin a restart schedule unless one runs; (the schedule, how it was chosen) or (None, why not)."""
+        ...
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class AdditionalInput:
     """What an additional action is given: the alert's pod, the target and what was done so far."""
@@ -91,6 +108,17 @@ class AdditionalInput:
     """The mitigation carried out before, in one line (None when nothing was written)."""
     diagnostics: str
     """What an earlier capture_diagnostics of the same run found ("" when none ran)."""
+    snapshot: mutations.WorkloadSnapshot | None = None
+    """The workload as read for this run."""
+    incident: str = ""
+    """The alert occurrence being answered."""
+    playbook: str = ""
+    thread: str | None = None
+    container: str | None = None
+    """The alerted container."""
+    dry_run: bool = False
+    follow_ups: FollowUps | None = None
+    """None in a preview, in dry-run and in tests without follow-ups: nothing is kept for later."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

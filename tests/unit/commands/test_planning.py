@@ -44,6 +44,33 @@ def test_additional_actions_are_listed() -> None:
     assert plan.target == "shop/Pod/api-7d9c-x1"
 
 
+def test_shows_the_restart_schedule_and_the_verdicts_a_playbook_would_create() -> None:
+    config = settings.Settings.model_validate(
+        {
+            "playbooks": [
+                {
+                    "name": "oom-raise-and-restart",
+                    "alerts": ["oom_killed"],
+                    "actions": [
+                        "raise_memory",
+                        {"scheduled_restart": {"interval_seconds": 21600, "max_count": 10}},
+                    ],
+                }
+            ]
+        }
+    )
+    payload = alerts.WebhookPayload.model_validate(payloads.payload(payloads.alert("OOMKilled")))
+    [plan] = planning.plan_payload(payload, config=config)
+    assert plan.additional == ("scheduled_restart",)
+    assert plan.schedules == (
+        "rolling restart every 6h, for 7d or 10 restarts; stops when the image changes, after 2 stable "
+        "verdicts, on opt-out or `oom-responder schedules cancel`",
+    )
+    assert plan.verdicts is not None and plan.verdicts.startswith("at 1h, 6h, 24h, 48h after the mitigation")
+    text = planning.render_text([plan])
+    assert "    schedule: rolling restart every 6h" in text and "    verdicts: at 1h, 6h, 24h, 48h" in text
+
+
 def test_explains_why_nothing_would_be_done() -> None:
     plans = _plan(
         payloads.alert("CPUThrottlingHigh", fingerprint="f1"),

@@ -1,0 +1,234 @@
+"""The follow-up records: one ConfigMap per followed workload in the service's namespace, changed by CAS.
+
+Stage: kube edge. Why here and not in the workload's ledger annotation:
+
+* a workload that is deleted takes its annotations with it, and then nobody could say once that its schedule
+  ended; a record beside it survives to say so;
+* finding what is due is one labelled LIST in one namespace, instead of listing every Deployment,
+  StatefulSet and DaemonSet of the cluster on every poll;
+* the workload is not written every poll (its resourceVersion is what mitigations race on, and GitOps
+  tools watch it); only the mitigation, a scheduled restart and a verdict's ledger note touch it;
+* RBAC: configmaps in one namespace, nothing more.
+
+The name is derived from the workload's key, so replicas that start following the same workload at once meet
+on one object (create → 409 AlreadyExists → read and merge). Every change is a PUT carrying the
+resourceVersion it was computed from: of two racing replicas exactly one wins, the other re-reads. Deletion
+carries the same precondition. A record that fails strict validation (edited by hand) is returned as
+unreadable, with the reason, and is never rewritten here. It decides nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
+
+import pydantic
+
+from responder.kube import client, errors
+from responder.models import follow_ups, targets
+
+__all__ = ["DELETE", "INVALID_ANNOTATION", "FollowUpStore", "Stored"]
+
+INVALID_ANNOTATION = "oom-responder.io/unreadable-reported"
+"""Set on a record that failed validation once it has been reported, so it is reported once."""
+
+
+class _Delete:
+    def __repr__(self) -> str:
+        return "DELETE"
+
+
+DELETE = _Delete()
+"""Returned by a change function: delete the record (under the same precondition)."""
+
+Change = Callable[["follow_ups.FollowUp | None"], "follow_ups.FollowUp | _Delete | None"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Stored:
+    """One record as read: the model (None when unreadable), where it stands, and why it is unreadable."""
+
+    name: str
+    resource_version: str
+    record: follow_ups.FollowUp | None
+    error: str | None = None
+    """Why the record could not be read (field paths of the validation errors)."""
+    target_key: str | None = None
+    """The workload key annotated on the ConfigMap (known even when the data is unreadable)."""
+    reported: bool = False
+    """An unreadable record was reported already."""
+
+
+def _explain(error: pydantic.ValidationError) -> str:
+    parts = []
+    for item in error.errors()[:5]:
+        where = ".".join(str(part) for part in item.get("loc", ())) or "(record)"
+        parts.append(f"{where}: {item.get('msg', '')}")
+    return "; ".join(parts)
+
+
+def parse(configmap: client.Body) -> Stored:
+    """A ConfigMap as a `Stored` record; never raises for bad data."""
+    metadata = configmap.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    raw = (configmap.get("data") or {}).get(follow_ups.DATA_KEY)
+    name = str(metadata.get("name") or "")
+    version = str(metadata.get("resourceVersion") or "")
+    key = annotations.get(follow_ups.TARGET_ANNOTATION)
+    reported = annotations.get(INVALID_ANNOTATION) == "true"
+    if not isinstance(raw, str):
+        return Stored(name, version, None, f"no {follow_ups.DATA_KEY} in the ConfigMap", key, reported)
+    try:
+        record = follow_ups.FollowUp.model_validate_json(raw)
+    except pydantic.ValidationError as e:
+        return Stored(name, version, None, _explain(e), key, reported)
+    if record.target.key != key or follow_ups.record_name(record.target) != name:
+        return Stored(name, version, None, "the record names another workload than its object", key, reported)
+    return Stored(name, version, record, None, key, reported)
+
+
+class FollowUpStore:
+    """Reads and compare-and-swaps follow-up records. Requests go through `client.Kube` (throttled, timed
+    out, retried for passing failures)."""
+
+    def __init__(self, kube: client.Kube, *, namespace: str, max_conflicts: int = 20) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self._max_conflicts = max_conflicts
+
+    @property
+    def _collection(self) -> str:
+        return f"/api/v1/namespaces/{urllib.parse.quote(self.namespace, safe='')}/configmaps"
+
+    def _path(self, name: str) -> str:
+        return f"{self._collection}/{urllib.parse.quote(name, safe='')}"
+
+    def _body(self, record: follow_ups.FollowUp, *, resource_version: str | None) -> dict[str, Any]:
+        metadata: dict[str, Any] = {
+            "name": follow_ups.record_name(record.target),
+            "namespace": self.namespace,
+            "labels": dict(follow_ups.LABELS),
+            "annotations": {follow_ups.TARGET_ANNOTATION: record.target.key},
+        }
+        if resource_version is not None:
+            metadata["resourceVersion"] = resource_version
+        return {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": metadata,
+            "data": {follow_ups.DATA_KEY: record.model_dump_json()},
+        }
+
+    # ---- reading --------------------------------------------------------------------------------------------
+
+    async def list(self) -> list[Stored]:
+        """Every record in the namespace (one labelled LIST)."""
+        selector = ",".join(f"{k}={v}" for k, v in follow_ups.LABELS.items())
+        items = await self.kube.list(self._collection, query={"labelSelector": selector})
+        return [parse(item) for item in items]
+
+    async def read(self, target: targets.Target) -> Stored | None:
+        try:
+            configmap = await self.kube.get(self._path(follow_ups.record_name(target)))
+        except errors.KubeNotFound:
+            return None
+        return parse(configmap)
+
+    # ---- writing --------------------------------------------------------------------------------------------
+
+    async def replace(self, stored: Stored, record: follow_ups.FollowUp) -> Stored:
+        """One compare-and-swap: write `record` over `stored` at its resourceVersion. KubeConflict when anyone
+        wrote since (the caller lost: it must re-read, not retry blindly); KubeNotFound when it was deleted."""
+        answer = await self.kube.request(
+            "PUT",
+            self._path(stored.name),
+            body=self._body(record, resource_version=stored.resource_version),
+            verb="update",
+        )
+        return Stored(
+            stored.name,
+            str((answer.get("metadata") or {}).get("resourceVersion") or ""),
+            record,
+            None,
+            record.target.key,
+        )
+
+    async def create(self, record: follow_ups.FollowUp) -> Stored:
+        """Create the record; KubeConflict (AlreadyExists) when another replica created it first."""
+        answer = await self.kube.create(self._collection, self._body(record, resource_version=None))
+        return Stored(
+            follow_ups.record_name(record.target),
+            str((answer.get("metadata") or {}).get("resourceVersion") or ""),
+            record,
+            None,
+            record.target.key,
+        )
+
+    async def delete(self, stored: Stored) -> bool:
+        """Delete the record if it is still at `stored`'s resourceVersion; False when it changed or is gone."""
+        body = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "preconditions": {"resourceVersion": stored.resource_version},
+        }
+        try:
+            await self.kube.request("DELETE", self._path(stored.name), body=body, verb="delete")
+        except (errors.KubeConflict, errors.KubeNotFound):
+            return False
+        return True
+
+    async def mark_reported(self, stored: Stored) -> bool:
+        """Note on an unreadable record that it was reported (a merge patch on metadata only: its data,
+        whatever it holds, is left for a person to look at). False when it changed meanwhile."""
+        body = {
+            "metadata": {
+                "resourceVersion": stored.resource_version,
+                "annotations": {INVALID_ANNOTATION: "true"},
+            }
+        }
+        try:
+            await self.kube.patch(self._path(stored.name), body, content_type=client.MERGE_PATCH)
+        except (errors.KubeConflict, errors.KubeNotFound):
+            return False
+        return True
+
+    async def update(self, target: targets.Target, change: Change) -> follow_ups.FollowUp | None:
+        """Read, compute `change(record)`, write under the resourceVersion read; on 409 read again and redo.
+
+        `change` gets None when there is no record, returns the new record, None (nothing to write) or
+        DELETE. An unreadable record is passed as None only to be refused: it is never overwritten (KubeInvalid
+        is raised so the caller reports it). Returns what is stored afterwards (None when nothing is).
+        """
+        for attempt in range(self._max_conflicts):
+            if attempt:
+                await asyncio.sleep(min(0.05 * 2**attempt, 1.0) * random.uniform(0.5, 1.0))
+            stored = await self.read(target)
+            if stored is not None and stored.record is None:
+                raise errors.KubeInvalid(
+                    f"follow-up record {self.namespace}/{stored.name} is unreadable: {stored.error}",
+                    status=422,
+                )
+            current = stored.record if stored is not None else None
+            changed = change(current)
+            if changed is None:
+                return current
+            try:
+                if isinstance(changed, _Delete):
+                    if stored is None or await self.delete(stored):
+                        return None
+                    continue
+                if stored is None:
+                    await self.create(changed)
+                else:
+                    await self.replace(stored, changed)
+            except (errors.KubeConflict, errors.KubeNotFound):
+                continue
+            return changed
+        raise errors.KubeConflict(
+            f"follow-up record of {target.key} changed under every one of {self._max_conflicts} attempts",
+            status=409,
+        )
