@@ -26,6 +26,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": (
         "analysing",
         "name a workload's memory pattern (leak, spike, stable…), time to OOM and right-sized limit",
+    ),
     "schedules": (
         "scheduling",
         "list follow-ups (verdicts, restart schedules, rollouts in flight) or cancel a restart schedule",

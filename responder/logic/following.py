@@ -18,8 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from responder.logic import resolving
-from responder.logic.actions import rollout_restart
-from responder.models import analyses, follow_ups, ledgers, settings, targets
+from responder.models import actions, analyses, follow_ups, ledgers, settings, targets
 
 __all__ = [
     "add_incident",
@@ -595,7 +594,7 @@ def restart_entry(
     """The ledger entry of the schedule's next restart (its occurrence proves it was written)."""
     previous = (
         (((workload.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("annotations") or {}
-    ).get(rollout_restart.RESTARTED_AT_ANNOTATION)
+    ).get(actions.RESTARTED_AT_ANNOTATION)
     return ledgers.LedgerEntry(
         action=settings.Action.ROLLOUT_RESTART,
         from_value=previous,
@@ -620,7 +619,7 @@ def restart_patch(*, workload: Body, entry: ledgers.LedgerEntry) -> dict[str, An
         },
         "spec": {
             "template": {
-                "metadata": {"annotations": {rollout_restart.RESTARTED_AT_ANNOTATION: entry.to_value}}
+                "metadata": {"annotations": {actions.RESTARTED_AT_ANNOTATION: entry.to_value}}
             }
         },
     }

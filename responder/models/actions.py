@@ -24,6 +24,7 @@ from responder.models import schemas, targets
 __all__ = [
     "MAX_MEMORY_ANNOTATION",
     "MAX_REPLICAS_ANNOTATION",
+    "RESTARTED_AT_ANNOTATION",
     "TRAITS",
     "VERIFY_PERMISSIONS",
     "Action",
@@ -44,6 +45,8 @@ __all__ = [
     "traits_of",
 ]
 
+RESTARTED_AT_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
+"""`kubectl rollout restart` stamps the pod template with it: a rollout_restart and a scheduled restart."""
 MAX_MEMORY_ANNOTATION = "oom-responder.io/max-memory"
 MAX_REPLICAS_ANNOTATION = "oom-responder.io/max-replicas"
 

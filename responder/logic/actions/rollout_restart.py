@@ -14,7 +14,7 @@ from responder.models import actions, decisions, mutations
 
 __all__ = ["PART", "RESTARTED_AT_ANNOTATION", "RestartChange", "describe", "propose"]
 
-RESTARTED_AT_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
+RESTARTED_AT_ANNOTATION = actions.RESTARTED_AT_ANNOTATION
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
