@@ -1077,7 +1077,7 @@ class Following:
         )
         await self._event(
             record,
-            verb="scheduled_restart",
+            verb=settings.Action.ROLLOUT_RESTART.value,
             reason="would_do" if dry_run else "done",
             note=f"scheduled restart {number}{of}: {how}",
             warning=False,
@@ -1123,7 +1123,7 @@ class Following:
         )
         await self._event(
             record,
-            verb="scheduled_restart",
+            verb=settings.Action.ROLLOUT_RESTART.value,
             reason=f"{'skipped' if skip else 'blocked'}:{(decision.guardrail or decision.reason).value}",
             note=text,
             warning=not skip,

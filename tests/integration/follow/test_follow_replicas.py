@@ -183,7 +183,7 @@ async def test_three_replicas_and_a_kill_9_give_one_restart_per_interval_and_one
     events = await follow_events(kube_api, namespace)
     assert events["verify"] == 1, events
     assert events["verdict"] == len(HORIZONS), events
-    assert events["scheduled_restart"] == 3, events
+    assert events["rollout_restart"] == 3, events  # each scheduled restart is a rollout_restart
     assert events["close"] == 1, events
 
     await three.stop_all([r for r in replicas if r.alive])
