@@ -618,9 +618,7 @@ def restart_patch(*, workload: Body, entry: ledgers.LedgerEntry) -> dict[str, An
             "annotations": {ledgers.ANNOTATION: ledgers.dump(ledgers.append(entries, entry))},
         },
         "spec": {
-            "template": {
-                "metadata": {"annotations": {actions.RESTARTED_AT_ANNOTATION: entry.to_value}}
-            }
+            "template": {"metadata": {"annotations": {actions.RESTARTED_AT_ANNOTATION: entry.to_value}}}
         },
     }
 
