@@ -6,6 +6,9 @@
   Alertmanager or kube-state-metrics is not installed (``scripts/test`` installs and builds them); builds
   kube-state-metrics first unless ``OOM_RESPONDER_BUILD_ASSETS=0``.
 * ``e2e_namespace`` (function): a fresh namespace named ``e2e-…``, the only namespaces the service may act in.
+* ``leak_history`` (module): the namespace and Deployment of the trend scenario, whose previous pod leaked for
+  hours before the stack started: its series are backfilled into the stack's Prometheus, so the memory analysis
+  has the history a real cluster's Prometheus would hold. The scenario creates the namespace itself.
 """
 
 from __future__ import annotations
@@ -14,16 +17,23 @@ import os
 import re
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.e2e import histories
 from tests.e2e import stack as stack_mod
 from tests.kubeplane import assets as assets_mod
 from tests.kubeplane import plane as plane_mod
 
 NAMESPACE_PREFIX = "e2e-"
+
+
+@pytest.fixture(scope="module")
+def leak_history() -> histories.LeakHistory:
+    return histories.leak_history(f"{NAMESPACE_PREFIX}leak-history-{secrets.token_hex(3)}", now=time.time())
 
 
 def _kube_state_metrics(plane: plane_mod.KubePlane, log_dir: Path) -> Path:
@@ -46,7 +56,9 @@ def _kube_state_metrics(plane: plane_mod.KubePlane, log_dir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def e2e_stack(
-    kube_plane: plane_mod.KubePlane, tmp_path_factory: pytest.TempPathFactory
+    kube_plane: plane_mod.KubePlane,
+    tmp_path_factory: pytest.TempPathFactory,
+    leak_history: histories.LeakHistory,
 ) -> Iterator[stack_mod.Stack]:
     for binary, package in (
         (stack_mod.PROMETHEUS_BINARY, "prometheus"),
@@ -66,6 +78,7 @@ def e2e_stack(
         workdir=workdir,
         own_namespace=own_namespace,
         namespaces_include=[f"{NAMESPACE_PREFIX}*"],
+        history=leak_history.series,
     )
     stack.start()
     try:

@@ -6,10 +6,11 @@ What runs, each as its own process with a log file under the stack's work dir:
   restarts, last terminated reason, memory limits.
 * kwok (already part of the control plane) serving the fake kubelets' resource metrics
   (``container_memory_working_set_bytes``) per node, driven by pod annotations (tests/kubeplane/kwok-metrics.yaml).
-* Debian's Prometheus scraping both every second and evaluating a test-only copy of
+* Debian's Prometheus scraping both and evaluating a test-only copy of
   ``config/alert-rules.yaml`` whose expressions are the shipped ones with every duration divided by
   ``TIME_SCALE`` (``for:``, range windows and the trend rule's horizon), so an hour of rule time passes in a minute;
-  range windows stay at least ``MIN_WINDOW_SECONDS`` long.
+  range windows stay at least ``MIN_WINDOW_SECONDS`` long. History a scenario needs from before the stack started
+  (a workload's previous pod) is backfilled with ``tests.promstack`` before Prometheus starts.
 * Debian's Alertmanager with the route, matchers, grouping and inhibition of ``config/alertmanager-example.yaml``
   (only the group timers shortened), posting to the service through a recording tap.
 * ``oom-responder serve`` in enforce mode against the control plane, announcing to the Slack stand-in.
@@ -36,7 +37,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,6 +45,7 @@ import aiohttp
 import yaml
 from aiohttp import web
 
+from tests.promstack import stack as promstack
 from tests.slackstub import server as slack_server
 
 __all__ = [
@@ -296,6 +298,7 @@ class Stack:
         workdir: Path,
         own_namespace: str,
         namespaces_include: list[str],
+        history: Sequence[promstack.Series] = (),
     ) -> None:
         self.kubeconfig = kubeconfig
         self.kwok_address = kwok_address
@@ -304,6 +307,7 @@ class Stack:
         self.workdir = workdir
         self.own_namespace = own_namespace
         self.namespaces_include = namespaces_include
+        self.history = history
         self.procs: list[_Process] = []
         self.prometheus_url = ""
         self.alertmanager_url = ""
@@ -370,6 +374,8 @@ class Stack:
         rules.write_text(shorten_rules(RULES.read_text()))
         prom_config = self.workdir / "prometheus.yml"
         prom_config.write_text(yaml.safe_dump(self._prometheus_config(rules, ksm_port, am_port)))
+        if self.history:
+            promstack.backfill(self.history, self.workdir / "prometheus")
         self._spawn(
             "prometheus",
             [

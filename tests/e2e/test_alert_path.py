@@ -16,7 +16,9 @@ Covers:
 * PodRestartingFrequently: two restarts within the (shortened) hour → scaled out once, diagnostics and
   escalation → resolved once the window passes without restarts;
 * PodMemoryTrendingToOOM: a leak, well below 80 %, heading for the limit within the (shortened) 4 hours for the
-  (shortened) hour → the memory-high playbook scales out → the fix ships (a rollout without the leak) → resolved.
+  (shortened) hour → the memory-high playbook scales out; the memory analysis, reading this Prometheus, names
+  the workload's pattern (linear leak, from its previous pod's hours of history, backfilled) → the fix ships
+  (a rollout without the leak) → resolved.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -31,10 +34,14 @@ import aiohttp
 import pytest
 from kubernetes_asyncio import client
 
-from responder.models import ledgers, settings
+from responder.logic import analysing
+from responder.models import analyses, ledgers, settings
+from responder.prometheus import reading
+from tests.e2e import histories
 from tests.e2e import stack as stack_mod
 from tests.integration.mitigations.readback import ledger_of, memory_limit, read_deployment
 from tests.kubeplane import incidents
+from tests.kubeplane.plane import KubePlane
 from tests.slackstub import server as slack_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -365,14 +372,30 @@ async def test_two_restarts_within_the_hour_fire_pod_restarting_frequently(
 
 
 async def test_a_leak_fires_the_trend_alert_before_memory_is_high_and_the_fix_resolves_it(
-    e2e_stack: stack_mod.Stack, e2e_namespace: str, kube_api: client.ApiClient
+    e2e_stack: stack_mod.Stack,
+    leak_history: histories.LeakHistory,
+    kube_plane: KubePlane,
+    kube_api: client.ApiClient,
 ) -> None:
-    stack, namespace = e2e_stack, e2e_namespace
+    stack, namespace = e2e_stack, leak_history.namespace
+    # The namespace whose Deployment's previous pod leaked for hours (backfilled into Prometheus).
+    kube_plane.create_namespace(namespace)
+    try:
+        await _leak_scenario(stack, namespace, leak_history.deployment, kube_api)
+    finally:
+        kube_plane.delete_namespace(namespace)
+
+
+async def _leak_scenario(
+    stack: stack_mod.Stack, namespace: str, deployment_name: str, kube_api: client.ApiClient
+) -> None:
     # 24Mi + 0.4Mi/s towards 128Mi: the limit is within the (scaled) 4 hours after ~20 s, 80 % only after ~200 s.
     await incidents.create_deployment(
-        kube_api, namespace, "leaky", replicas=1, pod_annotations={USAGE: "24Mi", GROWTH: "0.4Mi"}
+        kube_api, namespace, deployment_name, replicas=1, pod_annotations={USAGE: "24Mi", GROWTH: "0.4Mi"}
     )
-    [pod] = await incidents.wait_for_running_pods(kube_api, namespace, selector="app=leaky", count=1)
+    [pod] = await incidents.wait_for_running_pods(
+        kube_api, namespace, selector=f"app={deployment_name}", count=1
+    )
     name = pod["metadata"]["name"]
     async with aiohttp.ClientSession() as session:
         await _fires_and_reaches_the_service(
@@ -389,7 +412,7 @@ async def test_a_leak_fires_the_trend_alert_before_memory_is_high_and_the_fix_re
         assert working_set is not None and working_set < 0.8 * 128 * MI
         assert await _firing_in_prometheus(stack, session, "PodMemoryHigh", name) is None
 
-        entry = await _mitigated_once(stack, kube_api, namespace, "leaky")
+        entry = await _mitigated_once(stack, kube_api, namespace, deployment_name)
         assert (entry.action, entry.playbook, entry.to_value) == (
             settings.Action.SCALE_OUT,
             "memory-high-scale-out",
@@ -397,15 +420,31 @@ async def test_a_leak_fires_the_trend_alert_before_memory_is_high_and_the_fix_re
         )
         await _until(stack, lambda: _verified(stack, namespace), "the scale-out to be verified")
 
+        # The memory analysis, run against this Prometheus, names the pattern from the workload's history.
+        reader = reading.Reader(settings.PrometheusSettings(url=stack.prometheus_url, timeout_seconds=30))
+        try:
+            analysis = await reading.investigate(
+                reader,
+                namespace=namespace,
+                kind="Deployment",
+                name=deployment_name,
+                container="app",
+                now=time.time(),
+            )
+        finally:
+            await reader.close()
+        assert analysis.pattern is analyses.Pattern.LINEAR_LEAK, analysis.reason
+        assert analysing.summarize(analysis).startswith("memory history: linear leak")
+
         # The fix ships: a rollout of a version without the leak replaces the pods.
         body: Any = {"spec": {"template": {"metadata": {"annotations": {GROWTH: None}}}}}
         await client.AppsV1Api(kube_api).patch_namespaced_deployment(
-            "leaky", namespace, body, **incidents.MERGE_PATCH
+            deployment_name, namespace, body, **incidents.MERGE_PATCH
         )
         await _resolves_with_a_notice(
             stack, alertname="PodMemoryTrendingToOOM", namespace=namespace, pod=name
         )
 
-    deployment = await read_deployment(kube_api, namespace, "leaky")
+    deployment = await read_deployment(kube_api, namespace, deployment_name)
     assert deployment["spec"]["replicas"] == 2
     _assert_one_mitigation(stack, deployment, settings.Action.SCALE_OUT)
