@@ -74,6 +74,7 @@ def make_app(
     """
     if authenticator is None:
         authenticator = auth.Authenticator.from_settings(settings.auth)
+    connections.quiet_malformed_requests()
     app = web.Application(
         middlewares=[
             *([connection_guard.middleware] if connection_guard is not None else []),

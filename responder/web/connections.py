@@ -16,9 +16,16 @@ import logging
 import resource
 from typing import Any
 
-from aiohttp import typedefs, web, web_protocol
+from aiohttp import http_exceptions, typedefs, web, web_protocol
 
-__all__ = ["BACKLOG", "FILE_DESCRIPTOR_RESERVE", "ConnectionGuard", "GuardedSite", "bounded_by_file_limit"]
+__all__ = [
+    "BACKLOG",
+    "FILE_DESCRIPTOR_RESERVE",
+    "ConnectionGuard",
+    "GuardedSite",
+    "bounded_by_file_limit",
+    "quiet_malformed_requests",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -142,3 +149,35 @@ class GuardedSite(web.BaseSite):
             backlog=self._backlog,
             reuse_address=True,
         )
+
+
+class _MalformedRequests(logging.Filter):
+    """aiohttp logs every request its HTTP parser refuses (a NUL in a header, a body that does not decode as
+    its Content-Encoding says) at ERROR with a full traceback, although it answers them 400: any client could
+    fill the log with tracebacks. Such records become one WARNING line naming the problem."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.exc_info or record.exc_info[1] is None:
+            return True
+        error: BaseException | None = record.exc_info[1]
+        while error is not None and not isinstance(error, http_exceptions.HttpProcessingError):
+            error = error.__cause__ or error.__context__
+        if error is None:
+            return True
+        assert isinstance(error, http_exceptions.HttpProcessingError)
+        # The parser's message names the problem on its first line; what follows quotes the offending bytes.
+        lines = (error.message or type(error).__name__).strip().splitlines() or [type(error).__name__]
+        record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+        record.msg, record.args = "malformed request refused with 400: %s", (lines[0][:200],)
+        record.exc_info = record.exc_text = None
+        return True
+
+
+_FILTER = _MalformedRequests()
+
+
+def quiet_malformed_requests() -> None:
+    """Install the filter on aiohttp's server logger (idempotent)."""
+    server_logger = logging.getLogger("aiohttp.server")
+    if _FILTER not in server_logger.filters:
+        server_logger.addFilter(_FILTER)

@@ -5,6 +5,8 @@ deeper than the parser's limit, at depths where the stdlib fallback would hit th
 the depth); a Content-Encoding the body does not match (400 naming the encoding), while a body that really is
 gzip-compressed is accepted and a compressed body over the cap still gets 413; a body trickled slower than
 `server.body_timeout_seconds` (408). Nothing refused reaches the queue, and each refusal is counted by status.
+A request aiohttp's own parser refuses, or a body that does not decode, is logged as one WARNING line naming
+the problem, never as an ERROR with a traceback (any client could fill the log with them).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -131,3 +134,42 @@ async def test_a_body_trickled_slower_than_the_timeout_gets_408(make_service: Se
         "detail": ["the body was not complete within 0.2 s (server.body_timeout_seconds)"],
     }
     assert service.queued() == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [
+        pytest.param(
+            _headers(GOOD, Content_Encoding=b"gzip"), "Can not decode content-encoding: gzip", id="gzip"
+        ),
+        pytest.param(
+            {**_headers(GOOD), "Content-Type": b"\x00"}, "Invalid header value char", id="nul-header"
+        ),
+    ],
+)
+async def test_a_malformed_request_is_one_warning_line_not_a_traceback(
+    make_service: ServiceFactory, caplog: pytest.LogCaptureFixture, headers: dict[str, bytes], problem: str
+) -> None:
+    service = await make_service()
+    with caplog.at_level(logging.DEBUG, logger="aiohttp.server"):
+        status, _ = await _raw_status(service, headers=headers, body=GOOD)
+    assert status == 400
+    records = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert records, "nothing logged"
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in records), [
+        (r.levelname, r.getMessage()) for r in records
+    ]
+    assert any(r.getMessage().startswith(f"malformed request refused with 400: {problem}") for r in records)
+
+
+async def _raw_status(service: Service, *, headers: dict[str, bytes], body: bytes) -> tuple[int, bytes]:
+    """Like `_raw`, for answers that may not be JSON (aiohttp's parser answers in plain text)."""
+    server = service.client.server
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    head = b"POST /webhook HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+    head += b"".join(name.encode() + b": " + value + b"\r\n" for name, value in headers.items())
+    writer.write(head + b"\r\n" + body)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), timeout=15)
+    writer.close()
+    return int(answer.split(b"\r\n")[0].split()[1]), answer
