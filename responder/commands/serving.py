@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from responder import metrics as metrics_mod
+    from responder.engine import notifying as notifying_mod
     from responder.engine import queueing
     from responder.kube import client as client_mod
     from responder.kube import informers as informers_mod
@@ -147,8 +148,11 @@ async def build_pipeline(
     metrics: metrics_mod.Metrics,
     *,
     deduplicator: deduplicating.Deduplicator,
+    truncations: notifying_mod.Truncations | None = None,
 ) -> tuple[queueing.Handler, app_mod.Readiness, Cleanup]:
     """The real pipeline: Kubernetes client, cluster-wide state, notifiers and the Processor.
+
+    `truncations` is shared with the webhook receiver: the next notice tells what Alertmanager left out.
 
     Raises `connecting.NoCluster` when there are no credentials, `client.UnusableCredentials` when they are
     configured but broken, and `config.SecretError` when a notifier's secret is missing. An unreachable API
@@ -166,6 +170,7 @@ async def build_pipeline(
             settings.notifiers,
             metrics=metrics,
             threads=threads.ThreadKeeper(kube, conflict_attempts=settings.kubernetes.conflict_attempts),
+            truncations=truncations,
         )
     except BaseException:
         await kube.close()
@@ -266,11 +271,15 @@ async def serve(
         return 2
     from responder import config  # noqa: PLC0415
     from responder.commands import connecting  # noqa: PLC0415
+    from responder.engine import notifying  # noqa: PLC0415
     from responder.kube import credentials  # noqa: PLC0415
 
     deduplicator = deduplicating.Deduplicator.from_settings(settings.dedup)
+    truncations: notifying.Truncations | None = notifying.Truncations()
     try:
-        handler, readiness, cleanup = await build_pipeline(settings, metrics, deduplicator=deduplicator)
+        handler, readiness, cleanup = await build_pipeline(
+            settings, metrics, deduplicator=deduplicator, truncations=truncations
+        )
     except credentials.UnusableCredentials as e:
         # Not "no cluster": a dry-run that planned from labels here would claim to be ready while the
         # configuration it was given is broken. Say what is broken and stop (also in dry-run).
@@ -282,6 +291,7 @@ async def serve(
             return 2
         logger.warning("no cluster configured: planning from labels only", extra={"error": str(e)})
         handler, readiness, cleanup = build_handler(settings, metrics)
+        truncations = None  # no notifiers without a cluster: the log line and the metric say it
     except config.SecretError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -299,6 +309,7 @@ async def serve(
             authenticator=authenticator,
             deduplicator=deduplicator,
             connection_guard=guard,
+            on_truncated=truncations.note if truncations is not None else None,
         )
         # begin_shutdown() has drained the queue before cleanup; this only bounds in-flight HTTP handlers.
         runner = web.AppRunner(

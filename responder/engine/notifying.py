@@ -24,7 +24,7 @@ from responder import metrics as metrics_mod
 from responder.models import notices, settings
 from responder.notifiers import outboxes, slack, webhook
 
-__all__ = ["Notifiers", "ThreadRecorder"]
+__all__ = ["Notifiers", "ThreadRecorder", "Truncations"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,16 +35,34 @@ class ThreadRecorder(Protocol):
     async def record(self, notice: notices.Notice, ts: str) -> bool: ...
 
 
+class Truncations:
+    """Alerts Alertmanager left out of its notifications (`truncatedAlerts`) not yet told in a notice.
+
+    Shared by the webhook receiver, which counts them as they are announced, and the notifiers, which take
+    the count into the next notice."""
+
+    def __init__(self) -> None:
+        self._pending = 0
+
+    def note(self, count: int) -> None:
+        self._pending += count
+
+    def take(self) -> int:
+        pending, self._pending = self._pending, 0
+        return pending
+
+
 class Notifiers:
     """Every notifier's outbox. Build with `from_settings(...)`; `start()`, `notify()` often, `close()` once."""
 
-    def __init__(self, *, threads: ThreadRecorder | None = None) -> None:
+    def __init__(
+        self, *, threads: ThreadRecorder | None = None, truncations: Truncations | None = None
+    ) -> None:
         self._outboxes: list[outboxes.Outbox] = []
         self._threads = threads
         self._recording: set[asyncio.Task[bool]] = set()
         self._started = False
-        self._truncated = 0
-        """Alerts Alertmanager left out of notifications since the last notice went out."""
+        self._truncations = truncations if truncations is not None else Truncations()
 
     @classmethod
     def from_settings(
@@ -53,6 +71,7 @@ class Notifiers:
         *,
         metrics: metrics_mod.Metrics,
         threads: ThreadRecorder | None = None,
+        truncations: Truncations | None = None,
         environ: Mapping[str, str] | None = None,
         clock: outboxes.Clock | None = None,
         sleep: outboxes.Sleep | None = None,
@@ -65,7 +84,7 @@ class Notifiers:
         environ = os.environ if environ is None else environ
         clock_: outboxes.Clock = clock or time.monotonic
         sleep_: outboxes.Sleep = sleep or asyncio.sleep
-        notifiers = cls(threads=threads)
+        notifiers = cls(threads=threads, truncations=truncations)
         slack_settings = notifier_settings.slack
         if slack_settings.enabled:
             transport: outboxes.Transport
@@ -140,14 +159,13 @@ class Notifiers:
 
     def note_truncated(self, count: int) -> None:
         """Alertmanager left `count` alerts out of a notification: the next notice says so."""
-        self._truncated += count
+        self._truncations.note(count)
 
     def notify(self, notice: notices.Notice) -> None:
         """Log the notice and queue it for every notifier. Never waits, never raises."""
         try:
-            if self._truncated:
-                notice = _with_truncation(notice, self._truncated)
-                self._truncated = 0
+            if truncated := self._truncations.take():
+                notice = _with_truncation(notice, truncated)
             logger.info(
                 notice.summary,
                 extra={

@@ -65,12 +65,14 @@ def make_app(
     authenticator: auth.Authenticator | None = None,
     deduplicator: deduplicating.Deduplicator | None = None,
     connection_guard: connections.ConnectionGuard | None = None,
+    on_truncated: Callable[[int], None] | None = None,
 ) -> web.Application:
     """The application; raises auth.AuthError when auth is required and its secret is missing.
 
     `authenticator` defaults to one built from `settings.auth` and the environment; `deduplicator` to a new
     one from `settings.dedup` (pass one in to share it with the handler, which may forget occurrences).
     `connection_guard` is the one the site listens through (`serve`); its middleware goes first.
+    `on_truncated` is told how many alerts Alertmanager left out of a notification (for the next notice).
     """
     if authenticator is None:
         authenticator = auth.Authenticator.from_settings(settings.auth)
@@ -106,6 +108,7 @@ def make_app(
         queue=queue,
         deduplicator=deduplicator,
         is_shutting_down=lambda: state.shutting_down,
+        on_truncated=on_truncated,
     )
     app.router.add_post("/webhook", receiver.handle)
     app.router.add_get("/healthz", _healthz)

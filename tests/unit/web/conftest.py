@@ -61,7 +61,9 @@ ServiceFactory = Callable[..., Awaitable[Service]]
 async def make_service(aiohttp_client: Any) -> AsyncIterator[ServiceFactory]:
     recorders: list[Recorder] = []
 
-    async def make(*, ready: bool = True, **overrides: Any) -> Service:
+    async def make(
+        *, ready: bool = True, on_truncated: Callable[[int], None] | None = None, **overrides: Any
+    ) -> Service:
         config = settings.Settings.model_validate(overrides)
         recorder = Recorder()
         recorders.append(recorder)
@@ -71,6 +73,7 @@ async def make_service(aiohttp_client: Any) -> AsyncIterator[ServiceFactory]:
             handler=recorder,
             readiness=lambda: (ready, {"cluster": "unavailable: planning from labels only"}),
             authenticator=auth.Authenticator(bearer_token=TOKEN, basic_username="am", basic_password="pw"),
+            on_truncated=on_truncated,
         )
         client = await aiohttp_client(app)
         return Service(app, client, recorder)

@@ -366,10 +366,11 @@ async def test_shutting_down_refuses_webhooks_and_fails_readiness_while_work_dra
     assert [i.event.occurrence_id for i in service.recorder.items] == [OCCURRENCE.format("f1")]
 
 
-async def test_alerts_alertmanager_left_out_are_logged_and_counted(
+async def test_alerts_alertmanager_left_out_are_logged_counted_and_passed_on_for_the_next_notice(
     make_service: ServiceFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    service = await make_service()
+    told: list[int] = []
+    service = await make_service(on_truncated=told.append)
     body = {**payloads.payload(OOM_1), "truncatedAlerts": 7}
     with caplog.at_level(logging.WARNING, logger="responder.web.receiving"):
         status, counts = await _post(service, body)
@@ -380,4 +381,7 @@ async def test_alerts_alertmanager_left_out_are_logged_and_counted(
         "Alertmanager left 7 alerts out of this notification (truncatedAlerts): they were not received"
     )
     assert record.truncated_alerts == 7  # type: ignore[attr-defined]
+    assert told == [7]
+    await _post(service, payloads.payload(OOM_2))
+    assert told == [7], "a notification without truncation tells nothing"
     await service.settle()
