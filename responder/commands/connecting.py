@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from responder import metrics as metrics_mod
-from responder.engine import processing
+from responder.engine import following, processing
 from responder.kube import client, state
 from responder.models import settings, work
 
@@ -52,4 +52,18 @@ def processor_on(
         ),
         own_namespace=own_namespace,
         retry_on_next_delivery=retry_on_next_delivery,
+        memory=_memory(config, metrics),
+    )
+
+
+def _memory(config: settings.Settings, metrics: metrics_mod.Metrics) -> following.PrometheusMemory | None:
+    """Verdicts read memory from Prometheus when one is configured (else from the pods' state alone)."""
+    if config.prometheus.url is None:
+        return None
+    from responder import config as config_mod  # noqa: PLC0415 - secrets are read when the command runs
+
+    return following.PrometheusMemory(
+        config.prometheus,
+        authorization=config_mod.prometheus_authorization(config.prometheus),
+        metrics=metrics,
     )

@@ -45,8 +45,9 @@ from responder.models import (
     settings,
     targets,
 )
+from responder.prometheus import reading
 
-__all__ = ["Following", "MemoryReader", "Notifier", "StateStore"]
+__all__ = ["Following", "MemoryReader", "Notifier", "PrometheusMemory", "StateStore"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,59 @@ class MemoryReader(Protocol):
         since: datetime.datetime,
         until: datetime.datetime,
     ) -> follow_ups.MemoryReading | None: ...
+
+
+class PrometheusMemory:
+    """`MemoryReader` over the Prometheus reader and the classifier (runbook Step 3): the workload's memory
+    from the mitigation to the verdict (within Prometheus' lookback bounds), as a verdict reads it. An
+    analysis that cannot say (Prometheus absent, slow, no data) reads as None: the verdict then rests on the
+    pod state and says so. Build once; `await close()` at shutdown."""
+
+    _MIN_LOOKBACK_SECONDS = 3600.0
+    _MAX_LOOKBACK_SECONDS = 7 * 86400.0
+
+    def __init__(
+        self,
+        config: settings.PrometheusSettings,
+        *,
+        authorization: str | None,
+        metrics: metrics_mod.Metrics | None,
+    ) -> None:
+        self.config = config
+        self.authorization = authorization
+        self.metrics = metrics
+        self.reader = reading.Reader(config, authorization=authorization, metrics=metrics)
+
+    async def close(self) -> None:
+        await self.reader.close()
+
+    async def read(
+        self,
+        *,
+        target: targets.Target,
+        container: str | None,
+        since: datetime.datetime,
+        until: datetime.datetime,
+    ) -> follow_ups.MemoryReading | None:
+        lookback = min(
+            max((until - since).total_seconds(), self._MIN_LOOKBACK_SECONDS), self._MAX_LOOKBACK_SECONDS
+        )
+        # The same session and bounds, over the time since the mitigation rather than the configured window.
+        windowed = reading.Reader(
+            self.config.model_copy(update={"lookback_seconds": lookback}),
+            authorization=self.authorization,
+            metrics=self.metrics,
+            session=self.reader.session,
+        )
+        analysis = await reading.investigate(
+            windowed,
+            namespace=target.namespace,
+            kind=target.kind.value,
+            name=target.name,
+            container=container,
+            now=until.timestamp(),
+        )
+        return following.reading_from_analysis(analysis)
 
 
 _ANALYSIS_WINDOW = datetime.timedelta(hours=6)
@@ -159,7 +213,7 @@ class Following:
 
     async def close(self, timeout_seconds: float) -> None:
         """Stop polling; let the steps under way finish within `timeout_seconds`, then cancel them (their
-        claims lapse and another replica finishes the work)."""
+        claims lapse and another replica finishes the work); close the memory reader."""
         if self._poller is not None:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
@@ -170,6 +224,8 @@ class Following:
         for task in list(self._working.values()):
             task.cancel()
         await asyncio.gather(*list(self._working.values()), return_exceptions=True)
+        if isinstance(self.memory, PrometheusMemory):
+            await self.memory.close()
 
     async def _poll(self) -> None:
         while True:

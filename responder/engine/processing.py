@@ -123,6 +123,7 @@ class Processor:
         identity: str | None = None,
         own_namespace: str | None = None,
         retry_on_next_delivery: Callable[[work.WorkItem], None] | None = None,
+        memory: following.MemoryReader | None = None,
     ) -> None:
         """`retry_on_next_delivery(item)` is called when an alert met a passing obstacle (see
         `reporting.Run.passing`), so the receiver forgets it was seen and Alertmanager's next delivery of it (a
@@ -162,6 +163,7 @@ class Processor:
             own_namespace=self.own_namespace,
             clock=clock,
             guard=guard,
+            memory=memory,
         )
         self.verifier = verifying.Verifier(
             settings=settings.verification,

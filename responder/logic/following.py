@@ -309,7 +309,7 @@ def judge(
     label = follow_ups.horizon_label(horizon.seconds)
     notes = [describe_late(late, late_after_seconds=config.late_after_seconds)]
     if memory is None:
-        notes.append("Memory % of limit and trend not checked (no Prometheus): pod state only.")
+        notes.append("Memory % of limit and trend not checked (no Prometheus analysis): pod state only.")
 
     def verdict(
         kind: follow_ups.VerdictKind, detail: str, restarts: dict[str, int] | None = None
