@@ -153,6 +153,7 @@ async def test_three_replicas_and_a_kill_9_give_one_restart_per_interval_and_one
         raise_entry = await incidents.wait_for(raised, timeout_seconds=60, what="the raise")
         # Kill the writer while it follows its rollout (and holds the schedule's record): -9, nothing cleaned.
         writer = next(r for r in replicas if r.identity == raise_entry.by)
+        killed = writer.identity
         await writer.kill_9()
 
         where = targets.Target(targets.WorkloadKind.DEPLOYMENT, namespace, "leaky")
@@ -182,6 +183,12 @@ async def test_three_replicas_and_a_kill_9_give_one_restart_per_interval_and_one
 
     events = await follow_events(kube_api, namespace)
     assert events["verify"] == 1, events
+    response = await k8s.EventsV1Api(kube_api).list_namespaced_event(namespace, _preload_content=False)
+    [verified_event] = [e for e in json.loads(await response.read())["items"] if e.get("action") == "verify"]
+    assert verified_event["reason"] == "done"
+    if verified_event["reportingInstance"] != killed:
+        # The writer died while following its rollout: another replica finished it, and says so.
+        assert f"after {killed} stopped following it" in verified_event["note"], verified_event["note"]
     assert events["verdict"] == len(HORIZONS), events
     assert events["rollout_restart"] == 3, events  # each scheduled restart is a rollout_restart
     assert events["close"] == 1, events
