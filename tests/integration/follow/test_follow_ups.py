@@ -16,7 +16,10 @@ Aspects covered:
   count; an image change stops it and starts a fresh verdict series; opt-out stops it; a paused rollout and a
   workload scaled to 0 are said once, not restarted;
 * the workload deleted: the follow-up ends, said once;
-* a rollout verification left by a dead replica is picked up, reported once, and the ledger entry gets its result.
+* a rollout verification left by a dead replica is picked up, reported once, and the ledger entry gets its result;
+* `oom-responder schedules list` shows a schedule and `cancel NS/KIND/NAME` stops it (announced once, no restart
+  after); a verdict whose ledger entry was edited away by hand says it is not noted there, and the ledger is
+  left as it was.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes_asyncio import client as k8s
 
 from responder import metrics as metrics_mod
@@ -579,3 +584,84 @@ async def test_a_record_written_ahead_is_confirmed_from_the_ledger_or_dropped(
     assert [h.verdict for h in stored.record.horizons] == [None, None]
     assert await alive.store.read(target(namespace, "never")) is None  # the write never happened: dropped
     assert alive.follow_up_notices() == []
+
+
+def run_schedules(plane: KubePlane, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`oom-responder schedules ...` as an operator runs it, against this namespace's records."""
+    config = plane.workdir / f"schedules-{namespace}.yaml"
+    config.write_text(
+        yaml.safe_dump({"kubernetes": {"kubeconfig": str(plane.kubeconfig), "own_namespace": namespace}}),
+        encoding="utf-8",
+    )
+    return subprocess.run(
+        ["oom-responder", "schedules", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_schedules_list_and_cancel_stop_a_schedule_announced_once(
+    replicas: Callable[..., Awaitable[Replica]],
+    namespace: str,
+    kube_api: k8s.ApiClient,
+    kube_plane: KubePlane,
+) -> None:
+    clock = clock_of(replicas)
+    a, b = await replicas("replica-a"), await replicas("replica-b")
+    created = await deployment(kube_api, namespace, "cancelled")
+    await track(a, created, clock, schedule=schedule_for(clock, created, interval_seconds=600))
+
+    listed = await asyncio.to_thread(run_schedules, kube_plane, namespace, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert f"{namespace}/Deployment/cancelled" in listed.stdout
+    assert (
+        "schedule: restart every 10m, 0 done" in listed.stdout
+        and "verdicts: none yet; next 1h" in listed.stdout
+    )
+
+    cancelled = await asyncio.to_thread(
+        run_schedules, kube_plane, namespace, "cancel", f"{namespace}/deploy/cancelled", "--by", "ops@laptop"
+    )
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "requested by ops@laptop" in cancelled.stdout
+    await asyncio.gather(a.tick(), b.tick())
+    await asyncio.gather(a.tick(), b.tick())
+    [stopped] = a.follow_up_notices() + b.follow_up_notices()
+    assert "stopped (cancelled) after 0 restart(s)" in stopped.summary and "ops@laptop" in stopped.detail
+    clock.advance(600)
+    await asyncio.gather(a.tick(), b.tick())
+    assert await restarts_in_ledger(kube_api, namespace, "cancelled") == []
+
+    again = await asyncio.to_thread(
+        run_schedules, kube_plane, namespace, "cancel", f"{namespace}/Deployment/cancelled"
+    )
+    assert again.returncode == 1 and "no running restart schedule" in again.stderr
+    unknown = await asyncio.to_thread(
+        run_schedules, kube_plane, namespace, "cancel", f"{namespace}/Deployment/none"
+    )
+    assert unknown.returncode == 1 and "no follow-up" in unknown.stderr
+
+
+async def test_a_verdict_whose_ledger_entry_was_edited_away_says_it_is_not_noted(
+    replicas: Callable[..., Awaitable[Replica]], namespace: str, kube_api: k8s.ApiClient
+) -> None:
+    clock = clock_of(replicas)
+    a = await replicas()
+    created = await deployment(kube_api, namespace, "edited-ledger")
+    await track(a, created, clock)
+    # Someone edits the ledger by hand: the mitigation's entry becomes unreadable (a string for a time).
+    broken = json.dumps(
+        [{"action": "raise_memory", "playbook": "p", "occurrence": INCIDENT, "at": "yesterday", "by": "x"}]
+    )
+    await k8s.AppsV1Api(kube_api).patch_namespaced_deployment(
+        "edited-ledger", namespace, {"metadata": {"annotations": {ledgers.ANNOTATION: broken}}}
+    )
+    clock.advance(3600)
+    await a.tick()
+    [verdict] = a.follow_up_notices()
+    assert "1h verdict" in verdict.summary and "stable" in verdict.summary
+    assert "Not noted in the ledger" in verdict.detail and "edited by hand" in verdict.detail
+    workload = await read_deployment(kube_api, namespace, "edited-ledger")
+    assert workload["metadata"]["annotations"][ledgers.ANNOTATION] == broken  # left as it was
