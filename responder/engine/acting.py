@@ -239,6 +239,8 @@ class Actor:
                 self.kube, snapshot=snapshot, mutation=mutation, options=options, dry_run=self.dry_run
             )
         outcome = decisions.Outcome.WOULD_DO if self.dry_run else decisions.Outcome.DONE
+        # The plan's note (a GitOps controller will revert this: what to commit) comes first.
+        extra = " ".join(line for line in (plan.note, extra) if line)
         allowed = decisions.Decision.allow(extra)
         self.reporter.report(run, action, outcome, allowed, plan=plan, summary=summary)
         await self.reporter.record_event(

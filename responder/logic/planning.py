@@ -6,7 +6,8 @@ walks the playbook's actions in order and asks each mutating action's pure part
 (`responder.logic.actions.<action>`) for a change, until one applies; the others are skipped with a reason,
 and the non-mutating actions (diagnostics, escalation) are carried out in addition. Whether an action fits
 the workload's kind, or would never roll out on a paused Deployment, is read from its traits
-(`models.actions.TRAITS`). It never calls the API, never reads the clock and never decides policy:
+(`models.actions.TRAITS`). A workload an Argo CD or Flux object owns (`responder.logic.tracking`) gets a note
+saying what to commit, or, with the playbook's `gitops: recommend`, no write at all. It never calls the API, never reads the clock and never decides policy:
 guardrails (`responder.logic.guarding`) judge the resulting `decisions.Plan`.
 
 Every body that writes a workload carries the ledger annotation and `metadata.resourceVersion`, so the
@@ -15,11 +16,13 @@ change and its record are one atomic write that fails with 409 when someone else
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 
 from responder.logic import actions as parts
+from responder.logic import tracking
 from responder.logic.actions import base
-from responder.models import actions, alerts, decisions, mutations, settings
+from responder.models import actions, alerts, decisions, gitops, mutations, settings
 
 __all__ = ["describe", "propose"]
 
@@ -57,6 +60,8 @@ def propose(
     skipped: list[tuple[actions.Action, decisions.Decision]] = []
     extras: list[actions.ActionSpec] = []
     chosen: mutations.Mutation[mutations.Change] | None = None
+    metadata = snapshot.workload.get("metadata") or {}
+    owner = tracking.find_owner(labels=metadata.get("labels"), annotations=metadata.get("annotations"))
     for spec in playbook.actions:
         action = spec.action
         if not actions.traits_of(action).mutating:
@@ -68,7 +73,34 @@ def propose(
         assert propose_one is not None, f"{action} is mutating: its pure part proposes"
         result = _unfit(snapshot, action) or propose_one(ctx, spec.options)
         if isinstance(result, mutations.Mutation):
+            result = _under_gitops(result, owner=owner, snapshot=snapshot, mode=playbook.gitops)
+        if isinstance(result, mutations.Mutation):
             chosen = result
         else:
             skipped.append((action, result))
     return mutations.Proposal(mutation=chosen, skipped=tuple(skipped), extras=tuple(extras))
+
+
+def _under_gitops(
+    mutation: mutations.Mutation[mutations.Change],
+    *,
+    owner: gitops.GitOpsOwner | None,
+    snapshot: mutations.WorkloadSnapshot,
+    mode: gitops.GitOpsMode,
+) -> mutations.Mutation[mutations.Change] | decisions.Decision:
+    """A GitOps controller reverts a write to what its source declares on the next sync (Argo CD self-heal,
+    Flux drift correction), and the OOM kills return: say what to commit; with `recommend`, write nothing."""
+    field = actions.traits_of(mutation.plan.action).source_field
+    if owner is None or field is None:
+        return mutation
+    plan = mutation.plan
+    note = tracking.recommendation(
+        owner,
+        field=field,
+        value=plan.to_value,
+        container=plan.container,
+        hpa=plan.action is actions.Action.SCALE_OUT and snapshot.hpa is not None,
+    )
+    if mode is gitops.GitOpsMode.RECOMMEND:
+        return decisions.Decision.refuse(decisions.Reason.GITOPS_MANAGED, note)
+    return dataclasses.replace(mutation, plan=dataclasses.replace(plan, note=note))

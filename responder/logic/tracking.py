@@ -64,9 +64,19 @@ def find_owner(
     return None
 
 
-def recommendation(owner: gitops.GitOpsOwner, *, container: str, memory_limit: str) -> str:
-    """What the notice tells the humans: who will revert the change and what to commit instead."""
-    return (
-        f"{owner.title} manages this workload and will revert a change made here on its next sync: "
-        f"commit resources.limits.memory={memory_limit} for container {container!r} to its source"
-    )
+def recommendation(
+    owner: gitops.GitOpsOwner, *, field: str, value: str | None, container: str | None, hpa: bool = False
+) -> str:
+    """What the notice tells the humans: who will revert the change and what to commit instead.
+
+    `field` is the manifest field the action changes (its traits' `source_field`); with `hpa` a scale-out
+    raised the HorizontalPodAutoscaler's minReplicas instead of the workload's replicas.
+    """
+    if hpa:
+        field = "the HorizontalPodAutoscaler's spec.minReplicas"
+    where = f" for container {container!r}" if container else ""
+    if value is None or "restartedAt" in field:
+        what = f"it reverts {field}{where}; do this through {owner.title} instead"
+    else:
+        what = f"commit {field}={value}{where} to its source"
+    return f"{owner.title} manages this workload and will revert a change made here on its next sync: {what}"

@@ -286,6 +286,9 @@ class Traits:
     """API permissions the action needs whatever its options."""
     option_permissions: Mapping[str, tuple[Permission, ...]] = dataclasses.field(default_factory=dict)
     """Further permissions needed while a boolean option of that name is on."""
+    source_field: str | None = None
+    """The field of the workload's manifest the write changes, when a GitOps source (Argo CD, Flux) declares
+    it: the controller reverts the write on its next sync, so the notice says what to commit instead."""
 
 
 _WORKLOADS = (("apps", "deployments"), ("apps", "statefulsets"), ("apps", "daemonsets"))
@@ -316,6 +319,7 @@ TRAITS: Mapping[Action, Traits] = {
         would_words="would raise the memory limit",
         follows_rollout=True,
         changes_template=True,
+        source_field="resources.limits.memory",
         cooldown_seconds=1800.0,
         ceiling=Ceiling(Amount.BYTES, MAX_MEMORY_ANNOTATION, guardrail="max_memory", option="max"),
         permissions=(
@@ -338,6 +342,7 @@ TRAITS: Mapping[Action, Traits] = {
         done_words="scaled out",
         would_words="would scale out",
         follows_rollout=True,
+        source_field="spec.replicas",
         cooldown_seconds=600.0,
         ceiling=Ceiling(
             Amount.REPLICAS, MAX_REPLICAS_ANNOTATION, guardrail="max_replicas", option="max_replicas"
@@ -371,6 +376,7 @@ TRAITS: Mapping[Action, Traits] = {
         would_words="would restart the rollout",
         follows_rollout=True,
         changes_template=True,
+        source_field="the pod template's kubectl.kubernetes.io/restartedAt annotation",
         cooldown_seconds=900.0,
         permissions=_patch_workloads("stamp restartedAt with the ledger"),
     ),

@@ -55,6 +55,8 @@ class Reason(enum.StrEnum):
     PAUSED_ROLLOUT = "paused_rollout"
     AT_CEILING = "at_ceiling"
     HPA_AT_MAX = "hpa_at_max"
+    GITOPS_MANAGED = "gitops_managed"
+    """A GitOps controller owns the workload and the playbook only recommends (`gitops: recommend`)."""
     # The cluster refused.
     QUOTA_REFUSED = "quota_refused"
     PDB_BLOCKED = "pdb_blocked"
@@ -89,6 +91,9 @@ class Plan:
     """The value before as a number: bytes for raise_memory, replicas for scale_out (None for other actions)."""
     to_amount: int | None = None
     """The value after as a number, in the same unit; guardrails check ceilings and steps on it."""
+    note: str = ""
+    """What the humans must know besides the change itself (a GitOps controller will revert it: what to
+    commit instead); carried into the notice and the Event."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ import pydantic
 from pydantic import Field
 
 from responder.models import actions, analyses, schemas
+from responder.models import gitops as gitops_mod
 
 __all__ = [
     "Action",
@@ -221,6 +222,11 @@ class Playbook(schemas.Frozen):
     """Memory patterns (from the workload's history, `prometheus:`) this playbook answers; null: any, and
     also when no analysis is available. A playbook with a pattern is skipped when there is no analysis, so a
     later one without a pattern answers as if Prometheus were not configured."""
+    gitops: gitops_mod.GitOpsMode = gitops_mod.GitOpsMode.ACT
+    """For a workload an Argo CD Application or a Flux Kustomization/HelmRelease owns (its tracking labels or
+    annotations say so), which will revert a change on its next sync: `act` changes it anyway (it buys time
+    until the sync) and the notice says what to commit; `recommend` changes nothing, says what to commit and
+    lets the playbook's escalation page a human."""
     actions: list[ActionSpec] = Field(min_length=1)
     """Actions in order; the first one that applies to the target is taken, the later ones are fallbacks
     (a DaemonSet cannot be scaled out, so `scale_out` then `evict_pod` evicts). `capture_diagnostics` and

@@ -422,3 +422,57 @@ def test_only_the_first_applicable_action_is_planned() -> None:
     proposal = propose(snapshot(), playbook(RAISE, SCALE))
     assert proposal.mutation is not None and proposal.mutation.plan.action is settings.Action.RAISE_MEMORY
     assert proposal.skipped == ()
+
+
+# ---- GitOps-owned workloads ----------------------------------------------------------------------------
+
+ARGO = {"argocd.argoproj.io/tracking-id": "shop-web:apps/Deployment:shop/web"}
+
+
+def test_a_gitops_owned_workload_is_changed_anyway_and_the_note_says_what_to_commit() -> None:
+    proposal = propose(snapshot(make_workload(annotations=ARGO)), playbook(RAISE))
+    assert proposal.mutation is not None
+    note = proposal.mutation.plan.note
+    assert note.startswith("Argo CD Application shop-web manages this workload and will revert")
+    assert "commit resources.limits.memory=228Mi for container 'app'" in note
+
+
+def test_with_recommend_a_gitops_owned_workload_is_not_written_and_every_action_says_why() -> None:
+    book = settings.Playbook(
+        name="pb", alerts=[settings.AlertKind.OOM_KILLED], gitops="recommend", actions=[RAISE, SCALE]
+    )
+    workload = make_workload()
+    workload["metadata"]["labels"] = {
+        "kustomize.toolkit.fluxcd.io/name": "apps",
+        "kustomize.toolkit.fluxcd.io/namespace": "flux-system",
+    }
+    proposal = propose(snapshot(workload), book)
+    assert proposal.mutation is None
+    reasons = [(action, refusal.reason) for action, refusal in proposal.skipped]
+    assert reasons == [
+        (settings.Action.RAISE_MEMORY, decisions.Reason.GITOPS_MANAGED),
+        (settings.Action.SCALE_OUT, decisions.Reason.GITOPS_MANAGED),
+    ]
+    assert "Flux Kustomization flux-system/apps" in proposal.skipped[0][1].detail
+    assert "commit spec.replicas=3 to its source" in proposal.skipped[1][1].detail
+
+
+def test_an_eviction_is_not_reverted_by_gitops_and_an_unowned_workload_gets_no_note() -> None:
+    book = settings.Playbook(
+        name="pb", alerts=[settings.AlertKind.OOM_KILLED], gitops="recommend", actions=[EVICT]
+    )
+    evicted = propose(snapshot(make_workload(annotations=ARGO)), book)
+    assert evicted.mutation is not None
+    assert evicted.mutation.plan.note == ""
+    plain = propose(snapshot(), playbook(RAISE))
+    assert plain.mutation is not None
+    assert plain.mutation.plan.note == ""
+
+
+def test_a_scale_out_through_an_hpa_names_the_hpa_field() -> None:
+    hpa = {"metadata": {"name": "web"}, "spec": {"minReplicas": 2, "maxReplicas": 10}}
+    proposal = propose(snapshot(make_workload(annotations=ARGO), hpa=hpa), playbook(SCALE))
+    assert proposal.mutation is not None
+    assert (
+        "commit the HorizontalPodAutoscaler's spec.minReplicas=3 to its source" in proposal.mutation.plan.note
+    )
