@@ -341,7 +341,11 @@ def run(args: argparse.Namespace) -> int:
         try:
             plans = asyncio.run(preview_live(plans, payload=payload, config=config))
             source = "previewed against the live cluster (nothing written)"
-        except (connecting.NoCluster, client.UnusableCredentials):
+        except client.UnusableCredentials as e:
+            # Configured but broken: saying "no cluster" would pass a label-only plan off as the answer.
+            print(f"cluster: kubernetes credentials are configured but unusable: {e}", file=sys.stderr)
+            return 1
+        except connecting.NoCluster:
             source += "; no cluster is configured"
         except errors.KubeError as e:
             print(f"cluster: {e.message}", file=sys.stderr)

@@ -2,12 +2,14 @@
 
 Covers: a planned action with its target and fallbacks; the reasons for doing nothing (unmapped name, no
 playbook, resolved, duplicate within the payload, missing labels); actions that cannot fit the workload kind are
-skipped; JSON and text output from the installed command; a bad payload exits 2 naming the field.
+skipped; JSON and text output from the installed command; a bad payload exits 2 naming the field; a kubeconfig
+that is configured but broken is named (exit 1), never passed off as "no cluster is configured".
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -136,3 +138,23 @@ def test_a_bad_payload_exits_2_naming_the_field(tmp_path: Path) -> None:
     result = _run(str(path))
     assert result.returncode == 2
     assert f"{path}: alerts[0].startsAt: Field required" in result.stderr
+
+
+def test_a_broken_kubeconfig_is_named_not_passed_off_as_no_cluster(tmp_path: Path) -> None:
+    path = tmp_path / "payload.json"
+    path.write_text(json.dumps(payloads.payload(payloads.alert("OOMKilled"))))
+    broken = tmp_path / "kubeconfig"
+    broken.write_text("current-context: x\ncontexts: 5\n")
+    env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
+    result = subprocess.run(
+        ["oom-responder", "plan", "--config", str(EXAMPLE), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**env, "KUBECONFIG": str(broken)},
+    )
+    assert result.returncode == 1
+    assert "kubernetes credentials are configured but unusable" in result.stderr
+    assert "contexts must be a list" in result.stderr
+    assert "no cluster is configured" not in result.stdout
