@@ -3,7 +3,8 @@
 Aspects covered: Argo CD annotation tracking (an app in Argo CD's namespace, and `<namespace>_<app>` for apps in
 any namespace) and its dedicated instance label; Helm's `app.kubernetes.io/instance` proves nothing unless
 configured; Flux Kustomizations and HelmReleases with their namespace; Flux's `reconcile: disabled` opt-out;
-a workload without marks; the recommendation names the controller object and the value to commit.
+a workload without marks; the recommendation names the controller object and the value to commit (the HPA's
+field for a scale-out through an HPA; for a restart, to restart through the controller).
 """
 
 from __future__ import annotations
@@ -79,10 +80,17 @@ def test_argo_cds_old_default_label_is_read_only_when_configured() -> None:
 
 def test_the_recommendation_names_the_owner_and_the_value_to_commit() -> None:
     owner = gitops.GitOpsOwner(gitops.GitOpsTool.ARGO_CD, "Application", "shop-api")
-    text = tracking.recommendation(owner, container="api", memory_limit="640Mi")
+    text = tracking.recommendation(owner, field="resources.limits.memory", value="640Mi", container="api")
     assert text.startswith("Argo CD Application shop-api manages this workload and will revert")
-    assert "commit resources.limits.memory=640Mi for container 'api'" in text
+    assert text.endswith("commit resources.limits.memory=640Mi for container 'api' to its source")
     flux = gitops.GitOpsOwner(gitops.GitOpsTool.FLUX, "HelmRelease", "api", "shop")
-    assert tracking.recommendation(flux, container="api", memory_limit="1Gi").startswith(
-        "Flux HelmRelease shop/api"
+    scaled = tracking.recommendation(flux, field="spec.replicas", value="3", container=None, hpa=True)
+    assert scaled.startswith("Flux HelmRelease shop/api")
+    assert scaled.endswith("commit the HorizontalPodAutoscaler's spec.minReplicas=3 to its source")
+    restarted = tracking.recommendation(
+        owner,
+        field="the pod template's kubectl.kubernetes.io/restartedAt annotation",
+        value="2026-03-01T12:00:00Z",
+        container=None,
     )
+    assert restarted.endswith("do this through Argo CD Application shop-api instead")
