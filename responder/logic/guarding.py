@@ -6,8 +6,8 @@ here reads the clock, the environment or the cluster, and nothing here writes: `
 state changes computed here by compare-and-swap, and the engine acts on the returned `Decision`.
 
 The runbook's rule "never make an incident worse" is spelled out as checks taken in a fixed order; the first
-that fails names its guardrail: paused, namespace, opt-in/opt-out, ceiling, single step, cooldown, per-target
-cap, blast-radius breaker, global budget (the last two, and the pause switch, are `responder.logic.budgeting`'s
+that fails names its guardrail: paused, namespace, opt-in/opt-out, an unreadable ledger (counted as the cap
+reached), ceiling, single step, cooldown, per-target cap, blast-radius breaker, global budget (the last two, and the pause switch, are `responder.logic.budgeting`'s
 arithmetic over the cluster-wide state). Escalations and diagnostics are not writes: only the namespace and
 opt-out policy applies to them.
 """
@@ -285,6 +285,12 @@ def guard(
         return scope
     if not mutating:
         return decisions.Decision.allow(f"{plan.action} writes nothing")
+    if snapshot.ledger_problem is not None:
+        # Reading it as empty would let whoever can write the annotation reset the cap and the cooldowns.
+        return _block(
+            decisions.Guardrail.CAP,
+            f"{snapshot.ledger_problem}: counted as the cap reached, humans must look",
+        )
 
     from_amount, to_amount = _amounts(plan)
     ceiling = ceiling_for(

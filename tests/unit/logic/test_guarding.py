@@ -846,3 +846,26 @@ def test_property_breaker_transitions_alternate_and_it_opens_exactly_when_too_ma
             seen.append(transition)
     assert all(first != second for first, second in itertools.pairwise(seen))
     assert not seen or seen[0] is cluster_state.BreakerTransition.OPENED
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param("[" * 1000 + "]" * 1000, id="nested-1000-deep"),
+        pytest.param(
+            '[{"action": "raise_memory", "playbook": "p", "occurrence": "o", "at": "2026-01-01T00:00:00", "by": "x"}]',
+            id="naive-time",
+        ),
+        pytest.param("junk", id="junk"),
+    ],
+)
+def test_an_unreadable_ledger_counts_as_the_cap_reached_naming_the_annotation(raw: str) -> None:
+    snapshot = cluster_state.TargetSnapshot.from_annotations(
+        namespace="shop", annotations={ledgers.ANNOTATION: raw}, own_namespace="ops"
+    )
+    decision = run_guard(snapshot=snapshot)
+    assert decision.guardrail is Guardrail.CAP
+    assert decision.detail.startswith(f"annotation {ledgers.ANNOTATION} ")
+    assert decision.detail.endswith("counted as the cap reached, humans must look")
+    # Escalations and diagnostics write nothing: they still go out.
+    assert run_guard(make_plan(action=Action.ESCALATE), snapshot=snapshot).allowed
