@@ -489,6 +489,8 @@ class Stack:
                     "timeout_seconds": 10,
                 }
             },
+            # The memory history is read from this stack's Prometheus, as from a cluster's.
+            "prometheus": {"url": self.prometheus_url},
             "logging": {"format": "json", "level": "INFO"},
         }
         config_path = self.workdir / "responder.yaml"
