@@ -178,7 +178,7 @@ class Actor:
         part = parts.mutating(action)
         decision = await self._guarded(plan, guard_snapshot)
         if not decision.allowed:
-            await self.reporter.blocked_with_event(run, plan, decision)
+            await self.reporter.blocked_with_event(run, action, decision, plan=plan)
             return Acted(decision)
         if part.precheck is not None:
             refusal = await part.precheck(self.kube, snapshot=snapshot, mutation=mutation)
@@ -191,7 +191,7 @@ class Actor:
         if not self.dry_run:
             budget = await self.state_store.reserve(now=self.clock())
             if not budget.allowed:
-                await self.reporter.blocked_with_event(run, plan, budget)
+                await self.reporter.blocked_with_event(run, action, budget, plan=plan)
                 return Acted(budget)
             reserved = True
         follow_ups = None if self.dry_run else self.follow_ups
@@ -279,7 +279,7 @@ class Actor:
                 now=self.clock(),
             )
             if not decision.allowed:
-                self.reporter.blocked(run, plan, decision)
+                self.reporter.blocked(run, spec.action, decision, plan=plan)
                 continue
             allowed.append(spec.action)
             given = base.AdditionalInput(

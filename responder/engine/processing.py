@@ -147,6 +147,7 @@ class Processor:
             clock=clock,
             identity=self.identity,
             dry_run=self.dry_run,
+            may_write_in=self._may_write_in,
         )
         # What happens after a mitigation (verdicts, restart schedules, the rollout being verified) is kept in
         # Kubernetes by `following`; `serve` starts its poller, which also finishes what a dead replica left.
@@ -197,6 +198,11 @@ class Processor:
             wrote=self._writes.wrote,
             preview=preview,
             follow_ups=follow_ups,
+        )
+
+    def _may_write_in(self, namespace: str) -> bool:
+        return guarding.is_namespace_allowed(
+            namespace, own_namespace=self.own_namespace, settings=self.settings
         )
 
     @property
@@ -397,7 +403,12 @@ class Processor:
                 await self._note_alerting(target)
             proposal = self._propose(run, snapshot)
             for action, refusal in proposal.skipped:
-                await self.reporter.refused(run, action, decisions.Outcome.SKIPPED, refusal)
+                if refusal.reason is decisions.Reason.AT_CEILING:
+                    # Already at its ceiling: the guardrail that stops the action, and a human is paged.
+                    ceiling = decisions.Decision.block(decisions.Guardrail.CEILING, refusal.detail)
+                    await self.reporter.blocked_with_event(run, action, ceiling)
+                else:
+                    await self.reporter.refused(run, action, decisions.Outcome.SKIPPED, refusal)
             done: str | None = None
             if proposal.mutation is not None:
                 try:

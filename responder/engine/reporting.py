@@ -37,6 +37,8 @@ _PASSING_GUARDRAILS = frozenset(
     {decisions.Guardrail.BUDGET, decisions.Guardrail.BLAST_RADIUS, decisions.Guardrail.PAUSED}
 )
 
+_ESCALATING_GUARDRAILS = frozenset({decisions.Guardrail.CAP, decisions.Guardrail.CEILING})
+
 _WARNING_OUTCOMES = frozenset(
     {decisions.Outcome.FAILED, decisions.Outcome.BLOCKED, decisions.Outcome.ESCALATED}
 )
@@ -87,14 +89,17 @@ class Reporter:
         clock: Clock,
         identity: str,
         dry_run: bool,
+        may_write_in: Callable[[str], bool] = lambda namespace: True,
         muted: bool = False,
     ) -> None:
+        """`may_write_in(namespace)`: whether the service may write there at all (Events included)."""
         self.metrics = metrics
         self.notifiers = notifiers
         self.kube = kube
         self.clock = clock
         self.identity = identity
         self.dry_run = dry_run
+        self.may_write_in = may_write_in
         self.muted = muted
 
     def muted_copy(self) -> Reporter:
@@ -106,6 +111,7 @@ class Reporter:
             clock=self.clock,
             identity=self.identity,
             dry_run=self.dry_run,
+            may_write_in=self.may_write_in,
             muted=True,
         )
 
@@ -178,8 +184,9 @@ class Reporter:
         guardrail: decisions.Guardrail | None = None,
         verb: str | None = None,
     ) -> None:
-        """A Kubernetes Event on the workload (best effort; none before the workload is known)."""
-        if run.target is None or self.muted:
+        """A Kubernetes Event on the workload (best effort; none before the workload is known, and none in a
+        namespace the service is told not to act in: an Event is a write too)."""
+        if run.target is None or self.muted or not self.may_write_in(run.target.namespace):
             return
         label = guardrail.value if guardrail is not None else reason.value
         await events.record(
@@ -207,18 +214,33 @@ class Reporter:
         self.report(run, action, outcome, decision, plan=plan)
         await self.record_event(run, action, outcome, decision.reason, decision.detail)
 
-    def blocked(self, run: Run, plan: decisions.Plan, decision: decisions.Decision) -> None:
-        """A guardrail said no: counted per guardrail; the cap escalates to humans."""
+    def blocked(
+        self,
+        run: Run,
+        action: settings.Action,
+        decision: decisions.Decision,
+        *,
+        plan: decisions.Plan | None = None,
+    ) -> None:
+        """A guardrail said no: counted per guardrail. The cap and the ceiling escalate to humans: repeating
+        the alert changes neither, so the service has done all it may."""
         if decision.guardrail is not None and not self.muted:
             self.metrics.guardrail_blocks.labels(decision.guardrail.value).inc()
-        kind = notices.NoticeKind.ESCALATION if decision.guardrail is decisions.Guardrail.CAP else None
-        self.report(run, plan.action, decisions.Outcome.BLOCKED, decision, plan=plan, kind=kind)
+        kind = notices.NoticeKind.ESCALATION if decision.guardrail in _ESCALATING_GUARDRAILS else None
+        self.report(run, action, decisions.Outcome.BLOCKED, decision, plan=plan, kind=kind)
 
-    async def blocked_with_event(self, run: Run, plan: decisions.Plan, decision: decisions.Decision) -> None:
-        self.blocked(run, plan, decision)
+    async def blocked_with_event(
+        self,
+        run: Run,
+        action: settings.Action,
+        decision: decisions.Decision,
+        *,
+        plan: decisions.Plan | None = None,
+    ) -> None:
+        self.blocked(run, action, decision, plan=plan)
         await self.record_event(
             run,
-            plan.action,
+            action,
             decisions.Outcome.BLOCKED,
             decision.reason,
             decision.detail,
@@ -250,6 +272,9 @@ class Reporter:
                 playbook=run.playbook,
                 action=plan.action,
                 outcome=outcome,
+                reason=decisions.Reason.ROLLOUT_COMPLETE
+                if outcome is decisions.Outcome.DONE
+                else decisions.Reason.ROLLOUT_FAILED,
                 from_value=plan.from_value,
                 to_value=plan.to_value,
                 detail=detail,

@@ -58,11 +58,19 @@ def _condition(status: Body, kind: str) -> Body | None:
     return None
 
 
-def judge(kind: targets.WorkloadKind, workload: Body, *, generation: int) -> Verdict | None:
-    """The rollout's verdict from one observation of the workload, or None while it is still progressing. Pure."""
+def judge(
+    kind: targets.WorkloadKind, workload: Body, *, generation: int, replicas: int | None = None
+) -> Verdict | None:
+    """The rollout's verdict from one observation of the workload, or None while it is still progressing. Pure.
+
+    `replicas`: the count the written change asks for. Through an HPA's floor it is the HPA controller that
+    raises `spec.replicas`, later: until it has, the workload's own count is not the one to verify against.
+    """
     spec = workload.get("spec") or {}
     status = workload.get("status") or {}
     if int(status.get("observedGeneration") or 0) < generation:
+        return None
+    if replicas is not None and int(spec.get("replicas", 1)) < replicas:
         return None
     if kind is targets.WorkloadKind.DEPLOYMENT:
         failure = _condition(status, "ReplicaFailure")
@@ -127,22 +135,27 @@ async def follow(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     monotonic: Callable[[], float] = time.monotonic,
     events_every: int = EVENTS_EVERY,
+    replicas: int | None = None,
 ) -> Verdict:
-    """Poll until the rollout of `generation` completes, fails (FailedCreate since `since`), or times out."""
+    """Poll until the rollout of `generation` (with `replicas` asked for, when the change set a count)
+    completes, fails (FailedCreate since `since`), or times out."""
     deadline = monotonic() + timeout_seconds
     path = fetching.workload_path(target)
     events = _reports_failures_as_events(target.kind)
     polls = 0
 
     def settled(workload: Body | None) -> bool:
-        return workload is None or judge(target.kind, workload, generation=generation) is not None
+        return (
+            workload is None
+            or judge(target.kind, workload, generation=generation, replicas=replicas) is not None
+        )
 
     while True:
         # From the watch-fed cache when there is one (no request), else one GET.
         workload = await fetching.read_optional(kube, path)
         if workload is None:
             return Verdict(decisions.Outcome.FAILED, f"{target.key} was deleted during the rollout")
-        verdict = judge(target.kind, workload, generation=generation)
+        verdict = judge(target.kind, workload, generation=generation, replicas=replicas)
         if verdict is not None:
             return verdict
         expired = monotonic() >= deadline
@@ -321,6 +334,7 @@ class Verifier:
             since=mutation.entry.at,
             timeout_seconds=self.settings.timeout_seconds,
             poll_seconds=self.settings.poll_seconds,
+            replicas=mutation.change.expected_replicas,
         )
         said: str | None = None
         if verdict.outcome is decisions.Outcome.FAILED and hook is not None:

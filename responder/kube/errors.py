@@ -11,6 +11,7 @@ anything.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from responder.models import decisions
@@ -151,15 +152,27 @@ def from_status(
     return KubeError(message, **kwargs)
 
 
+# RBAC's 403 names the identity and what it may not do: `pods is forbidden: User "system:serviceaccount:x:y"
+# cannot create resource "pods" in API group "" in the namespace "shop"`. ResourceQuota and LimitRange refuse with
+# 403 too, on a request the identity may make: `exceeded quota: ...`, `maximum memory usage per Container ...`.
+_RBAC = re.compile(r'\bUser "[^"]*" cannot \S+ resource\b')
+
+
+def _forbidden_reason(message: str) -> decisions.Reason:
+    if _RBAC.search(message):
+        return decisions.Reason.FORBIDDEN
+    if "quota" in message.lower():
+        return decisions.Reason.QUOTA_REFUSED
+    # Admission's other refusals on a pod's resources come from the LimitRanger.
+    return decisions.Reason.LIMIT_RANGE_REFUSED
+
+
 def reason_for(error: KubeError) -> decisions.Reason:
     """The reason an operator reads for a refused request: the same word in the notice, Event and metric."""
     if isinstance(error, KubePdbBlocked):
         return decisions.Reason.PDB_BLOCKED
     if isinstance(error, KubeForbidden):
-        # ResourceQuota refusals are 403 "exceeded quota"; RBAC refusals are 403 too.
-        return (
-            decisions.Reason.QUOTA_REFUSED if "quota" in error.message.lower() else decisions.Reason.FORBIDDEN
-        )
+        return _forbidden_reason(error.message)
     if isinstance(error, KubeInvalid):
         return decisions.Reason.INVALID
     if isinstance(error, KubeConflict):

@@ -20,7 +20,7 @@ import dataclasses
 import datetime
 
 from responder.logic import actions as parts
-from responder.logic import tracking
+from responder.logic import resolving, tracking
 from responder.logic.actions import base
 from responder.models import actions, alerts, decisions, gitops, mutations, settings
 
@@ -43,6 +43,22 @@ def _unfit(snapshot: mutations.WorkloadSnapshot, action: actions.Action) -> deci
     if snapshot.target.kind not in traits.kinds:
         return base.not_applicable(snapshot.target.kind, action)
     return None
+
+
+def _crash_loop(event: alerts.AlertEvent, pod: mutations.Body | None) -> decisions.Decision | None:
+    """Restarts whose last cause is not an OOM kill: more replicas, more memory or a restart of a crash loop
+    help nobody (and more replicas multiply it). Unknown causes (no termination recorded) are not judged."""
+    if event.kind is not settings.AlertKind.RESTARTING_FREQUENTLY or pod is None:
+        return None
+    last = resolving.last_termination(pod, event.container)
+    if last is None or last.reason == "OOMKilled":
+        return None
+    code = "" if last.exit_code is None else f" with exit code {last.exit_code}"
+    return decisions.Decision.refuse(
+        decisions.Reason.NOT_OOM_KILLED,
+        f"container {last.container} restarts after exiting{code} ({last.reason}), not after an OOM kill: "
+        f"no mitigation helps a crash loop; diagnostics and escalation only",
+    )
 
 
 def propose(
@@ -71,7 +87,9 @@ def propose(
             continue
         propose_one = parts.part(action).propose
         assert propose_one is not None, f"{action} is mutating: its pure part proposes"
-        result = _unfit(snapshot, action) or propose_one(ctx, spec.options)
+        result = (
+            _crash_loop(event, snapshot.pod) or _unfit(snapshot, action) or propose_one(ctx, spec.options)
+        )
         if isinstance(result, mutations.Mutation):
             result = _under_gitops(result, owner=owner, snapshot=snapshot, mode=playbook.gitops)
         if isinstance(result, mutations.Mutation):

@@ -20,11 +20,13 @@ __all__ = [
     "NameCandidate",
     "OwnerRef",
     "Resolution",
+    "Termination",
     "check_still_true",
     "controller_of",
     "find_by_occurrence",
     "last_action_at",
     "last_kill",
+    "last_termination",
     "owner_from_labels",
     "owners_by_pod_name",
     "records",
@@ -219,6 +221,39 @@ def last_kill(pod: Body, container: str | None) -> Kill | None:
             if newest is None or kill.finished_at > newest.finished_at:
                 newest = kill
     return newest
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Termination:
+    container: str
+    reason: str
+    exit_code: int | None
+    finished_at: datetime.datetime | None
+
+
+def last_termination(pod: Body, container: str | None) -> Termination | None:
+    """The newest termination, whatever its reason, of `container` (or of any container) in the pod's status."""
+    newest: Termination | None = None
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if container is not None and status.get("name") != container:
+            continue
+        for holder in (status.get("lastState") or {}, status.get("state") or {}):
+            terminated = holder.get("terminated") or {}
+            if not terminated:
+                continue
+            code = terminated.get("exitCode")
+            found = Termination(
+                str(status.get("name")),
+                str(terminated.get("reason") or "unknown"),
+                code if isinstance(code, int) else None,
+                times.parse(terminated.get("finishedAt")),
+            )
+            if newest is None or (found.finished_at or _EPOCH) > (newest.finished_at or _EPOCH):
+                newest = found
+    return newest
+
+
+_EPOCH = datetime.datetime.min.replace(tzinfo=datetime.UTC)
 
 
 def check_still_true(

@@ -48,6 +48,8 @@ class Reason(enum.StrEnum):
     POD_GONE = "pod_gone"
     ALREADY_HANDLED = "already_handled"
     NO_NEW_KILL = "no_new_kill"
+    NOT_OOM_KILLED = "not_oom_killed"
+    """The restarts are not OOM kills (a crash loop): no mitigation helps; diagnostics and escalation only."""
     # The action does not fit the target.
     NO_MEMORY_LIMIT = "no_memory_limit"
     VPA_MANAGED = "vpa_managed"
@@ -59,8 +61,10 @@ class Reason(enum.StrEnum):
     """A GitOps controller owns the workload and the playbook only recommends (`gitops: recommend`)."""
     # The cluster refused.
     QUOTA_REFUSED = "quota_refused"
+    LIMIT_RANGE_REFUSED = "limit_range_refused"
     PDB_BLOCKED = "pdb_blocked"
     FORBIDDEN = "forbidden"
+    """RBAC: the service's own identity may not make that request (not a quota or a LimitRange)."""
     INVALID = "invalid"
     CONFLICT = "conflict"
     API_ERROR = "api_error"

@@ -58,6 +58,11 @@ class Change:
         """Whether the workload PATCH carries the change itself (rather than only its ledger entry)."""
         return True
 
+    @property
+    def expected_replicas(self) -> int | None:
+        """The replica count the rollout must reach to be verified (None: the workload's own count)."""
+        return None
+
 
 ChangeT_co = TypeVar("ChangeT_co", bound=Change, covariant=True)
 

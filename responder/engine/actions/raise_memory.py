@@ -36,8 +36,9 @@ async def precheck(
             kube, snapshot.target.namespace, pure.dry_run_pod(snapshot, mutation.change)
         )
     except errors.KubeForbidden as e:
-        # ResourceQuota and LimitRange refusals are 403s.
-        return decisions.Decision.refuse(decisions.Reason.QUOTA_REFUSED, e.message)
+        # ResourceQuota and LimitRange refusals are 403s, and so is RBAC's (no `create pods`): told apart, so
+        # the on-call engineer looks at quotas, limits or the service's Role as the case is.
+        return decisions.Decision.refuse(errors.reason_for(e), e.message)
     except errors.KubeInvalid as e:
         # 422: a template the API refuses outright.
         return decisions.Decision.refuse(decisions.Reason.INVALID, e.message)

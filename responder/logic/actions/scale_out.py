@@ -26,6 +26,11 @@ class ScaleChange(mutations.Change):
     def changes_workload(self) -> bool:
         return self.hpa_name is None
 
+    @property
+    def expected_replicas(self) -> int:
+        # Verified against the new count: with an HPA, its controller raises spec.replicas only later.
+        return self.replicas
+
 
 def scaled_replicas(current: int, step: str) -> int:
     """`+N` adds N; `+P%` adds P % of current, rounded up, at least one."""

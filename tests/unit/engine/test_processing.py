@@ -98,7 +98,15 @@ async def test_the_same_occurrence_delivered_again_finds_itself_in_the_ledger() 
 
 async def test_a_refused_write_is_failed_with_its_reason_and_gives_the_budget_back() -> None:
     api = cluster.seeded()
-    api.refuse("PATCH", cluster.DEPLOYMENT, 403, 'deployments.apps "web" is forbidden: User cannot patch')
+    api.refuse(
+        "PATCH",
+        cluster.DEPLOYMENT,
+        403,
+        (
+            'deployments.apps "web" is forbidden: User "system:serviceaccount:x:responder" cannot patch '
+            'resource "deployments" in API group "apps" in the namespace "shop"'
+        ),
+    )
     r = cluster.responder(api, cluster.config())
 
     await r.processor.handle(r.item())

@@ -118,3 +118,18 @@ async def test_a_completed_rollout_is_reported_and_a_failed_raise_is_reverted_an
     assert entry.result is decisions.Outcome.FAILED
     [event] = [e for e in api.sent("POST", cluster.EVENTS) if e.body["action"] == "verify"]
     assert event.body["reason"] == "failed:rollout_failed"
+
+
+def test_a_scale_out_is_judged_against_the_count_it_asked_for() -> None:
+    old_count = {
+        "spec": {"replicas": 2},
+        "status": {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2},
+    }
+    new_count = {
+        "spec": {"replicas": 3},
+        "status": {"observedGeneration": 3, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3},
+    }
+
+    assert verifying.judge(Kind.DEPLOYMENT, old_count, generation=2, replicas=3) is None
+    verdict = verifying.judge(Kind.DEPLOYMENT, new_count, generation=2, replicas=3)
+    assert verdict is not None and verdict.detail == "3 of 3 replicas updated and available"

@@ -476,3 +476,37 @@ def test_a_scale_out_through_an_hpa_names_the_hpa_field() -> None:
     assert (
         "commit the HorizontalPodAutoscaler's spec.minReplicas=3 to its source" in proposal.mutation.plan.note
     )
+
+
+# ---- restarts that are not OOM kills (a crash loop) -----------------------------------------------------------
+
+
+def _restarted(reason: str, exit_code: int) -> dict[str, Any]:
+    terminated = {"reason": reason, "exitCode": exit_code, "finishedAt": "2026-03-01T11:59:00Z"}
+    return {
+        "metadata": {"name": "web-7d9f-abcde"},
+        "status": {"containerStatuses": [{"name": "app", "lastState": {"terminated": terminated}}]},
+    }
+
+
+def test_restarts_that_are_not_oom_kills_get_no_mitigation_but_keep_diagnostics_and_escalation() -> None:
+    book = playbook(SCALE, EVICT, settings.ActionSpec(escalate=settings.Escalate()))
+    event = make_event(kind=settings.AlertKind.RESTARTING_FREQUENTLY)
+
+    proposal = propose(snapshot(pod=_restarted("Error", 1)), book, event=event)
+
+    assert proposal.mutation is None
+    assert [(a, d.reason) for a, d in proposal.skipped] == [
+        (settings.Action.SCALE_OUT, decisions.Reason.NOT_OOM_KILLED),
+        (settings.Action.EVICT_POD, decisions.Reason.NOT_OOM_KILLED),
+    ]
+    assert "exit code 1 (Error)" in proposal.skipped[0][1].detail
+    assert [spec.action for spec in proposal.extras] == [settings.Action.ESCALATE]
+
+
+def test_restarts_after_an_oom_kill_or_of_unknown_cause_are_mitigated() -> None:
+    event = make_event(kind=settings.AlertKind.RESTARTING_FREQUENTLY)
+    oom = propose(snapshot(pod=_restarted("OOMKilled", 137)), playbook(SCALE), event=event)
+    unknown = propose(snapshot(), playbook(SCALE), event=event)
+
+    assert oom.mutation is not None and unknown.mutation is not None
