@@ -165,6 +165,10 @@ async def _memory_limit(
     return await stack.query(session, f'kube_pod_container_resource_limits{{pod="{pod}", resource="memory"}}')
 
 
+async def _restarts(stack: stack_mod.Stack, session: aiohttp.ClientSession, pod: str) -> list[dict[str, Any]]:
+    return await stack.query(session, f'kube_pod_container_status_restarts_total{{pod="{pod}"}}')
+
+
 async def _working_set(stack: stack_mod.Stack, session: aiohttp.ClientSession, pod: str) -> float | None:
     # Selected as kube-prometheus-stack's dashboards and the service's analysis select cAdvisor's series.
     result = await stack.query(
@@ -289,6 +293,12 @@ async def test_oom_killed_raises_the_limit_once_and_resolves_after_the_window(
             stack, lambda: _memory_limit(stack, session, name), "the pod's limit in Prometheus"
         )
         assert float(limit["value"][1]) == 128 * MI
+        # The rule sees a kill as the restart counter going up: Prometheus must have scraped it at 0 first.
+        # (kube-state-metrics exports the limit from the spec at once, the counter only once kwok reports the
+        # container running.)
+        await _until(
+            stack, lambda: _restarts(stack, session, name), "the pod's restart counter in Prometheus"
+        )
 
         await incidents.mark_oom_killed(kube_api, pod)
         await _fires_and_reaches_the_service(
@@ -325,9 +335,9 @@ async def test_two_restarts_within_the_hour_fire_pod_restarting_frequently(
     async with aiohttp.ClientSession() as session:
 
         async def restarts() -> list[dict[str, Any]]:
-            return await stack.query(session, f'kube_pod_container_status_restarts_total{{pod="{name}"}}')
+            return await _restarts(stack, session, name)
 
-        await _until(stack, restarts, "kube-state-metrics to export the pod's restarts")
+        await _until(stack, restarts, "the pod's restart counter in Prometheus")
         # Crashes, not OOM kills: only PodRestartingFrequently may fire. The second one only once Prometheus has
         # scraped the first, as two real restarts would be seen.
         await incidents.mark_restarted(kube_api, pod, reason="Error", exit_code=1)
