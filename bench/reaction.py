@@ -19,6 +19,7 @@ import asyncio
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,14 @@ NAME = "reaction"
 NAMESPACE = "bench-reaction"
 
 
-async def _run(*, count: int, workdir: Path) -> dict[str, Any]:
+async def _run(
+    *,
+    count: int,
+    workdir: Path,
+    extra: dict[str, Any] | None = None,
+    before_serve: Callable[[list[dict[str, str]]], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """`before_serve(workloads)` may return more config overrides once the workloads are staged (names known)."""
     with cluster.plane() as kube:
         kube.create_namespace(cluster.OWN_NAMESPACE)
         kube.create_namespace(NAMESPACE)
@@ -39,7 +47,10 @@ async def _run(*, count: int, workdir: Path) -> dict[str, Any]:
             t0 = time.perf_counter()
             workloads = await cluster.stage_oom_killed(api, NAMESPACE, count=count, prefix="app")
             staged_s = time.perf_counter() - t0
-            config = cluster.service_config(workdir, kube, qps=200, burst=400)
+            overrides = dict(extra or {})
+            if before_serve is not None:
+                overrides.update(before_serve(workloads))
+            config = cluster.service_config(workdir, kube, qps=200, burst=400, extra=overrides)
             port = common.free_port()
             proc = common.start(
                 common.service_command(config, port=port),

@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, float] = {
     "storm": 1500,
     "cache": 900,
     "accuracy": 600,
+    "analysis": 2400,
 }
 
 

@@ -24,7 +24,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from responder.models import targets  # noqa: E402 - after the path set-up above
+import dataclasses  # noqa: E402 - after the path set-up above
+
+from responder.logic import analysing  # noqa: E402 - after the path set-up above
+from responder.models import analyses, targets  # noqa: E402 - after the path set-up above
 from responder.notifiers import blocks  # noqa: E402 - after the path set-up above
 from tests.slackstub import samples  # noqa: E402 - after the path set-up above
 
@@ -44,6 +47,7 @@ EMOJI = {
     "hourglass_flowing_sand": "⏳",
     "cyclone": "🌀",
     "calendar": "📅",
+    "chart_with_upwards_trend": "📈",
 }
 
 STYLE = """
@@ -126,6 +130,28 @@ def draw_message(message: blocks.Message, *, time: str) -> str:
     )
 
 
+def _leak_history() -> analyses.WorkloadHistory:
+    """A day of a checkout pod leaking ~6 MiB/h and OOM-killed at its 512Mi limit (fixed, for a stable page)."""
+    start = 1_780_000_000.0
+    times = [start + 60 * i for i in range(1441)]
+    mib = 2**20
+    kill = start + 14.5 * 3600
+    values = []
+    for i, t in enumerate(times):
+        age_h = (t - (kill if t >= kill else start - 42.5 * 3600)) / 3600
+        wobble = ((i * 7919) % 97) / 97 - 0.5
+        values.append((150 + 6.2 * age_h + 4 * wobble) * mib)
+    series = analyses.ContainerSeries(
+        pod="checkout-7d9f8b6c5d-x2x4q",
+        container="app",
+        timestamps=times,
+        values=values,
+        restarts=(kill,),
+        limit_bytes=512 * mib,
+    )
+    return analyses.WorkloadHistory(series=[series], limit_bytes=512 * mib, rss_share=0.93)
+
+
 def cases() -> list[tuple[str, blocks.Message, list[tuple[str, blocks.Message]]]]:
     """(title, top-level message, [(label, reply)]) for each case shown."""
     previews = samples.previews()
@@ -162,7 +188,13 @@ def cases() -> list[tuple[str, blocks.Message, list[tuple[str, blocks.Message]]]
             "48h verdict, incident closed (in the thread)",
         )
     ]
+    analysed = dataclasses.replace(first, analysis=analysing.analyse(_leak_history()))
     return [
+        (
+            "OOMKilled with its memory history: a linear leak, raised once (what the raise buys)",
+            blocks.render(analysed),
+            [],
+        ),
         (
             "OOMKilled → memory limit raised, then verified and resolved (thread)",
             blocks.render(first),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from responder import metrics as metrics_mod
-from responder.engine import following, processing
+from responder.engine import following, investigating, processing
 from responder.kube import client, state
 from responder.models import settings, work
 
@@ -40,8 +40,18 @@ def processor_on(
     notifiers: processing.Notifier,
     retry_on_next_delivery: Callable[[work.WorkItem], None] | None = None,
 ) -> processing.Processor:
-    """The pipeline handler on `kube`, with the guardrail state in its configured namespace."""
+    """The pipeline handler on `kube`, with the guardrail state in its configured namespace, and the memory
+    analysis when `prometheus.url` is set (raises `config.SecretError` when its token cannot be read)."""
     own_namespace = state.own_namespace(config)
+    investigator = None
+    if config.prometheus.url:
+        from responder import config as config_mod  # noqa: PLC0415 - secrets are read when the command runs
+
+        investigator = investigating.Investigator(
+            config.prometheus,
+            authorization=config_mod.prometheus_authorization(config.prometheus),
+            metrics=metrics,
+        )
     return processing.Processor(
         settings=config,
         metrics=metrics,
@@ -53,6 +63,7 @@ def processor_on(
         own_namespace=own_namespace,
         retry_on_next_delivery=retry_on_next_delivery,
         memory=_memory(config, metrics),
+        investigator=investigator,
     )
 
 

@@ -74,6 +74,10 @@ class LivePlan:
     to_value: str | None = None
     skipped: tuple[str, ...] = ()
     """Actions that did not apply, as "action: reason"."""
+    analysis: str | None = None
+    """The workload's memory history in one line (with `prometheus:`)."""
+    playbook: str | None = None
+    """The playbook the memory pattern routed the alert to, when it is not the one the labels chose."""
 
 
 def _fits(action: settings.Action, kind: targets.WorkloadKind) -> bool:
@@ -206,10 +210,12 @@ async def preview_live(
 
     from responder import metrics as metrics_mod  # noqa: PLC0415
     from responder.commands import connecting  # noqa: PLC0415
+    from responder.logic import analysing  # noqa: PLC0415
     from responder.models import work  # noqa: PLC0415
 
     metrics = metrics_mod.Metrics()
     kube = await connecting.connect(config, metrics=metrics)
+    processor = None
     try:
         processor = connecting.processor_on(kube, config, metrics=metrics, notifiers=_NoNotices())
         events = {
@@ -242,10 +248,14 @@ async def preview_live(
                     f"{action.value}: {why.reason.value} {why.detail}".strip()
                     for action, why in found.skipped
                 ),
+                analysis=analysing.summarize(found.analysis) if found.analysis is not None else None,
+                playbook=found.playbook,
             )
             previewed.append(dataclasses.replace(plan, live=live))
         return previewed
     finally:
+        if processor is not None:
+            await processor.close(1.0)
         await kube.close()
 
 
@@ -287,6 +297,9 @@ def render_text(plans: Sequence[LabelPlan]) -> str:
                 verdict += f" (guardrail {live.guardrail})"
             fields.append(("live", verdict))
             fields.append(("live target", live.target))
+            fields.append(("memory", live.analysis))
+            if live.playbook:
+                fields.append(("routed by pattern to", live.playbook))
             if live.action:
                 fields.append(("live action", f"{live.action} {live.from_value} → {live.to_value}"))
             fields.extend(("skipped", skipped) for skipped in live.skipped)

@@ -244,7 +244,7 @@ class Actor:
         allowed = decisions.Decision.allow(extra)
         self.reporter.report(run, action, outcome, allowed, plan=plan, summary=summary)
         await self.reporter.record_event(
-            run, action, outcome, decisions.Reason.ALLOWED, f"{summary}. {extra}".strip()
+            run, action, outcome, decisions.Reason.ALLOWED, f"{summary}. {extra}".strip(), plan=plan
         )
         if not self.dry_run and self.verifier is not None and follows:
             self.verifier.verify_later(run, mutation=mutation, written=written, options=options)

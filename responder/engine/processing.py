@@ -31,12 +31,13 @@ import socket
 from collections.abc import AsyncIterator, Callable
 
 from responder import metrics as metrics_mod
-from responder.engine import acting, following, reporting, verifying
+from responder.engine import acting, following, investigating, reporting, verifying
 from responder.kube import client, errors, fetching, follow_ups
 from responder.kube import state as state_mod
-from responder.logic import guarding, planning, resolving
+from responder.logic import guarding, planning, resolving, routing
 from responder.models import (
     alerts,
+    analyses,
     cluster_state,
     decisions,
     mutations,
@@ -101,6 +102,10 @@ class Preview:
     plan: decisions.Plan | None = None
     skipped: tuple[tuple[settings.Action, decisions.Decision], ...] = ()
     extras: tuple[settings.Action, ...] = ()
+    analysis: analyses.Analysis | None = None
+    """The workload's memory history, when Prometheus is configured."""
+    playbook: str | None = None
+    """The playbook that answers, after the analysis re-routed the alert (None when it did not change)."""
 
 
 def _options(playbook: settings.Playbook, action: settings.Action) -> settings.ActionSpec | None:
@@ -124,6 +129,7 @@ class Processor:
         own_namespace: str | None = None,
         retry_on_next_delivery: Callable[[work.WorkItem], None] | None = None,
         memory: following.MemoryReader | None = None,
+        investigator: investigating.Investigator | None = None,
     ) -> None:
         """`retry_on_next_delivery(item)` is called when an alert met a passing obstacle (see
         `reporting.Run.passing`), so the receiver forgets it was seen and Alertmanager's next delivery of it (a
@@ -136,6 +142,8 @@ class Processor:
         self.identity = identity or default_identity(settings)
         self.own_namespace = own_namespace or state_mod.own_namespace(settings)
         self._retry_on_next_delivery = retry_on_next_delivery
+        self.investigator = investigator
+        """Reads the workload's memory history (`prometheus:`); None: no analysis, as without Prometheus."""
         self._locks: dict[str, asyncio.Lock] = {}
         self._lock_users: collections.Counter[str] = collections.Counter()
         self._unserved = fetching.Unserved()
@@ -220,6 +228,8 @@ class Processor:
         cancelled one's claim lapses and another replica finishes it)."""
         await self.verifier.close(timeout_seconds)
         await self.following.close(timeout_seconds)
+        if self.investigator is not None:
+            await self.investigator.close()
 
     @contextlib.asynccontextmanager
     async def _locked(self, key: str) -> AsyncIterator[None]:
@@ -249,6 +259,7 @@ class Processor:
                 self.reporter.report(run, run.first_action, decisions.Outcome.SKIPPED, refusal)
                 return
             run.target = located.target
+            await self._investigate(run)
             async with self._locked(located.target.key):
                 # Read before the lock: still current unless a task of this process wrote it meanwhile
                 # (another replica's write is caught by the write's resourceVersion precondition).
@@ -281,18 +292,29 @@ class Processor:
                 decision=located.refusal or decisions.Decision.refuse(decisions.Reason.TARGET_NOT_FOUND, "")
             )
         run.target = located.target
+        await self._investigate(run)
+        rerouted = run.playbook if run.item is not item else None
         snapshot = await self._snapshot(run, located.target, located.pod, located.workload)
         if snapshot is None:
             return Preview(
+                analysis=run.analysis,
+                playbook=rerouted,
                 target=located.target,
                 decision=decisions.Decision.refuse(decisions.Reason.TARGET_NOT_FOUND, "workload is gone"),
             )
         still = resolving.check_still_true(event=item.event, pod=located.pod, entries=snapshot.ledger)
         if not still.allowed:
-            return Preview(target=located.target, decision=still)
+            return Preview(target=located.target, decision=still, analysis=run.analysis, playbook=rerouted)
         proposal = self._propose(run, snapshot)
         extras = tuple(spec.action for spec in proposal.extras)
-        found = Preview(target=located.target, skipped=proposal.skipped, extras=extras, decision=still)
+        found = Preview(
+            target=located.target,
+            skipped=proposal.skipped,
+            extras=extras,
+            decision=still,
+            analysis=run.analysis,
+            playbook=rerouted,
+        )
         if proposal.mutation is None:
             fallback = decisions.Decision.refuse(decisions.Reason.NOT_SCALABLE, "no action applies")
             return dataclasses.replace(
@@ -306,6 +328,29 @@ class Processor:
             options=self._options_of(run, proposal.mutation.plan.action),
         )
         return dataclasses.replace(found, plan=proposal.mutation.plan, decision=acted.decision)
+
+    async def _investigate(self, run: reporting.Run) -> None:
+        """Investigation stage: the workload's memory pattern, and the playbook it routes the alert to.
+
+        Bounded by `prometheus.timeout_seconds`; any failure is an `insufficient_data` analysis, so the
+        mitigation goes on as it would without Prometheus (runbook Step 3 informs the response, never holds
+        it up).
+        """
+        if self.investigator is None or run.target is None:
+            return
+        run.analysis = await self.investigator.investigate(
+            target=run.target, event=run.event, now=self.clock()
+        )
+        routed = routing.route(run.event, self.settings.playbooks, pattern=run.analysis.pattern)
+        if routed is not None and routed is not run.item.playbook:
+            logger.info(
+                "%s: %s pattern routes the alert to playbook %s instead of %s",
+                run.target.key,
+                run.analysis.pattern.value,
+                routed.name,
+                run.playbook,
+            )
+            run.item = dataclasses.replace(run.item, playbook=routed)
 
     async def _resolved(self, run: reporting.Run) -> None:
         thread: str | None = None
@@ -347,6 +392,8 @@ class Processor:
             unserved=self._unserved,
         )
         if snapshot is not None:
+            if run.analysis is not None:
+                snapshot = dataclasses.replace(snapshot, analysis=run.analysis)
             run.workload_uid = (snapshot.workload.get("metadata") or {}).get("uid")
             run.thread = resolving.thread_of(snapshot.ledger, run.event.occurrence_id) or run.thread
         return snapshot

@@ -18,7 +18,18 @@ from typing import Protocol
 
 from responder import metrics as metrics_mod
 from responder.kube import client, events
-from responder.models import alerts, cluster_state, decisions, notices, settings, targets, work
+from responder.logic import analysing
+from responder.models import (
+    alerts,
+    analyses,
+    cluster_state,
+    decisions,
+    notices,
+    quantities,
+    settings,
+    targets,
+    work,
+)
 
 __all__ = ["Notifier", "Reporter", "Run"]
 
@@ -61,6 +72,20 @@ class Run:
     thread: str | None = None
     passing: bool = False
     """An outcome that may change soon (API trouble, a PDB, budget, breaker, pause): take the next delivery."""
+    analysis: analyses.Analysis | None = None
+    """The workload's memory history, when Prometheus is configured (investigation stage)."""
+
+    def analysis_line(self, plan: decisions.Plan | None = None) -> str | None:
+        """The analysis in one line; for a memory raise, with the hours the new limit buys a leak."""
+        if self.analysis is None:
+            return None
+        new_limit = None
+        if plan is not None and plan.action is settings.Action.RAISE_MEMORY and plan.to_value:
+            try:
+                new_limit = quantities.parse_bytes(plan.to_value)
+            except ValueError:
+                new_limit = None
+        return analysing.summarize(self.analysis, new_limit_bytes=new_limit)
 
     @property
     def event(self) -> alerts.AlertEvent:
@@ -143,15 +168,15 @@ class Reporter:
             )
         where = run.target.key if run.target else f"{run.event.namespace}/{run.event.pod}"
         text = summary or f"{action.value} on {where}: {outcome.value} ({decision.reason.value})"
-        logger.info(
-            "%s",
-            text,
-            extra={
-                "occurrence_id": run.event.occurrence_id,
-                "outcome": outcome.value,
-                "reason": decision.reason.value,
-            },
-        )
+        extra: dict[str, object] = {
+            "occurrence_id": run.event.occurrence_id,
+            "outcome": outcome.value,
+            "reason": decision.reason.value,
+        }
+        if run.analysis is not None:
+            extra["pattern"] = run.analysis.pattern.value
+            extra["analysis"] = run.analysis_line(plan)
+        logger.info("%s", text, extra=extra)
         self.notifiers.notify(
             notices.Notice(
                 kind=kind,
@@ -170,6 +195,7 @@ class Reporter:
                 dry_run=self.dry_run,
                 detail=decision.detail,
                 thread=run.thread,
+                analysis=run.analysis,
             )
         )
 
@@ -183,12 +209,16 @@ class Reporter:
         *,
         guardrail: decisions.Guardrail | None = None,
         verb: str | None = None,
+        plan: decisions.Plan | None = None,
     ) -> None:
         """A Kubernetes Event on the workload (best effort; none before the workload is known, and none in a
         namespace the service is told not to act in: an Event is a write too)."""
         if run.target is None or self.muted or not self.may_write_in(run.target.namespace):
             return
         label = guardrail.value if guardrail is not None else reason.value
+        line = run.analysis_line(plan)
+        if line:
+            note = f"{note}; {line}" if note else line
         await events.record(
             self.kube,
             target=run.target,

@@ -82,6 +82,10 @@ class RaiseMemory(schemas.Frozen):
     """Write the previous limit back when the rollout of the raise fails."""
     check_vpa: bool = True
     """Skip workloads managed by a VerticalPodAutoscaler whose updateMode is not Off (needs RBAC on VPAs)."""
+    at_least_recommended: bool = True
+    """With a memory analysis (`prometheus:`) of a spike or a stable workload, raise at least to its
+    right-sized limit (the observed peak + 15 %), within the ceilings. A leak gets the usual step: a bigger
+    limit only buys it time, which the notice states."""
 
     @pydantic.field_validator("ratio")
     @classmethod

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
-from responder.models import actions, decisions, ledgers, targets
+from responder.models import actions, analyses, decisions, ledgers, targets
 
 __all__ = ["Change", "Mutation", "Proposal", "WorkloadSnapshot"]
 
@@ -33,6 +33,8 @@ class WorkloadSnapshot:
     """The HorizontalPodAutoscaler whose scaleTargetRef is the workload, if any."""
     vpa_update_mode: str | None = None
     """updateMode of a VerticalPodAutoscaler targeting the workload; None when there is none (or no VPA CRD)."""
+    analysis: analyses.Analysis | None = None
+    """The workload's memory history (investigation stage), when Prometheus is configured."""
 
     @property
     def annotations(self) -> Mapping[str, str]:

@@ -6,7 +6,7 @@ import dataclasses
 import datetime
 import enum
 
-from responder.models import alerts, decisions, settings, targets
+from responder.models import alerts, analyses, decisions, settings, targets
 
 __all__ = ["Notice", "NoticeKind"]
 
@@ -58,3 +58,5 @@ class Notice:
     truncated_alerts: int = 0
     """Alerts Alertmanager left out of its notifications (`truncatedAlerts`) since the previous notice: they
     never reached the service, so nothing was done about them."""
+    analysis: analyses.Analysis | None = None
+    """The workload's memory history (RB-010 Step 3), when Prometheus is configured."""

@@ -646,7 +646,42 @@ class LoggingSettings(schemas.Frozen):
 
 
 def _default_playbooks() -> list[Playbook]:
+    # The first three answer only with a memory analysis (`prometheus:`); without one, or for a stable
+    # workload, oom-raise-memory answers as it always did (RB-010 Step 3 picks the response by pattern).
+    leak = "A memory leak: the raise only buys time (see the memory history); the leak must be fixed."
+    accelerating = (
+        "An accelerating memory leak: raising the limit does not help; the workload was scaled out and must "
+        "be fixed or restarted on a schedule."
+    )
     return [
+        Playbook(
+            name="oom-spike",
+            alerts=[AlertKind.OOM_KILLED],
+            pattern=[analyses.Pattern.SPIKE],
+            actions=[ActionSpec(raise_memory=RaiseMemory())],
+        ),
+        Playbook(
+            name="oom-leak",
+            alerts=[AlertKind.OOM_KILLED],
+            pattern=[analyses.Pattern.LINEAR_LEAK, analyses.Pattern.SAWTOOTH_LEAK],
+            actions=[ActionSpec(raise_memory=RaiseMemory()), ActionSpec(escalate=Escalate(message=leak))],
+        ),
+        Playbook(
+            name="oom-accelerating",
+            alerts=[AlertKind.OOM_KILLED],
+            pattern=[analyses.Pattern.ACCELERATING],
+            actions=[
+                ActionSpec(scale_out=ScaleOut()),
+                ActionSpec(rollout_restart=RolloutRestart()),
+                ActionSpec(escalate=Escalate(message=accelerating)),
+            ],
+        ),
+        Playbook(
+            name="memory-high-spike",
+            alerts=[AlertKind.MEMORY_HIGH],
+            pattern=[analyses.Pattern.SPIKE],
+            actions=[ActionSpec(evict_pod=EvictPod())],
+        ),
         Playbook(
             name="oom-raise-memory",
             alerts=[AlertKind.OOM_KILLED],

@@ -15,7 +15,8 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from responder.models import actions, decisions, notices
+from responder.logic import analysing
+from responder.models import actions, analyses, decisions, notices, quantities
 
 __all__ = [
     "MAX_BLOCKS",
@@ -277,6 +278,34 @@ def _outcome_line(notice: notices.Notice) -> str | None:
     return None
 
 
+def _analysis(notice: notices.Notice) -> str | None:
+    """The workload's memory history (RB-010 Step 3): pattern, growth, time to OOM, what a raise buys, the
+    right-sized limit, a sparkline of the window from zero to the limit, and the reason."""
+    found = notice.analysis
+    if found is None:
+        return None
+    new_limit = None
+    if notice.action is not None and notice.action.value == "raise_memory" and notice.to_value:
+        try:
+            new_limit = quantities.parse_bytes(notice.to_value)
+        except ValueError:
+            new_limit = None
+    summary = analysing.summarize(found, new_limit_bytes=new_limit).removeprefix("memory history: ")
+    lines = [f":chart_with_upwards_trend: *Memory history*: {escape(summary)}"]
+    spark = analysing.render_sparkline(found.sparkline, limit_bytes=found.limit_bytes)
+    if spark:
+        top = found.limit_bytes or found.peak_bytes
+        scale = (
+            f" 0 → {quantities.format_bytes(int(top))}{' (limit)' if found.limit_bytes else ''}"
+            if top
+            else ""
+        )
+        lines.append(f"`{spark}`{scale}, last {found.window_seconds / 3600:.0f} h")
+    if found.pattern is not analyses.Pattern.INSUFFICIENT_DATA:
+        lines.append(f"_{escape(truncate(found.reason, 400))}_")
+    return "\n".join(lines)
+
+
 def render(notice: notices.Notice, *, in_thread: bool = False) -> Message:
     """The Block Kit message for one notice, within Slack's limits.
 
@@ -313,6 +342,9 @@ def render(notice: notices.Notice, *, in_thread: bool = False) -> Message:
     outcome = _outcome_line(notice)
     if outcome:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": outcome}})
+    history = None if in_thread and notice.kind is not notices.NoticeKind.ACTION else _analysis(notice)
+    if history:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": history}})
     buttons = [] if in_thread else _links(notice)
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})

@@ -40,6 +40,10 @@ def test_the_example_config_loads() -> None:
     loaded = config.load_settings(EXAMPLE)
     assert loaded.mode is settings.Mode.DRY_RUN
     assert [p.name for p in loaded.playbooks] == [
+        "oom-spike",
+        "oom-leak",
+        "oom-accelerating",
+        "memory-high-spike",
         "oom-raise-memory",
         "memory-high-scale-out",
         "restarting-scale-out",

@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from responder.logic.actions import base
-from responder.models import actions, decisions, mutations, quantities
+from responder.models import actions, analyses, decisions, mutations, quantities
 
 __all__ = [
     "PART",
@@ -138,6 +138,9 @@ def dry_run_pod(snapshot: mutations.WorkloadSnapshot, change: MemoryChange) -> P
     }
 
 
+_SIZED_BY_ANALYSIS = frozenset({analyses.Pattern.SPIKE, analyses.Pattern.STABLE})
+
+
 def propose(
     ctx: base.Context, options: actions.RaiseMemory
 ) -> mutations.Mutation[MemoryChange] | decisions.Decision:
@@ -173,6 +176,16 @@ def propose(
         wanted = raised_limit(request or 0, ratio=options.ratio, min_step=options.min_step)
     else:
         wanted = raised_limit(limit, ratio=options.ratio, min_step=options.min_step)
+    analysis = snapshot.analysis
+    if (
+        options.at_least_recommended
+        and analysis is not None
+        and analysis.pattern in _SIZED_BY_ANALYSIS
+        and analysis.recommended_limit_bytes is not None
+    ):
+        # Runbook Step 3: a spike must fit under the new limit (its peak + 15 %), a stable workload gets the
+        # VPA's right size when the step falls short of it.
+        wanted = max(wanted, analysis.recommended_limit_bytes)
     new_limit = ctx.clamp(actions.Action.RAISE_MEMORY, from_amount=limit, to_amount=wanted)
     if (limit is not None and new_limit <= limit) or (request is not None and new_limit < request):
         return decisions.Decision.refuse(

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from aiohttp import test_utils
 
+from responder import config as config_mod
 from responder import metrics as metrics_mod
-from responder.engine import processing
+from responder.engine import investigating, processing
 from responder.kube import client as kube_client
 from responder.kube import state as state_mod
 from responder.logic import deduplicating
@@ -136,6 +137,13 @@ async def responder_factory(kube_plane: KubePlane, namespace: str) -> AsyncItera
             state_store=store,
             clock=lambda: datetime.datetime.now(datetime.UTC),
             retry_on_next_delivery=lambda item: deduplicator.forget(deduplicating.occurrence_key(item.event)),
+            investigator=investigating.Investigator(
+                config.prometheus,
+                authorization=config_mod.prometheus_authorization(config.prometheus),
+                metrics=metrics,
+            )
+            if config.prometheus.url
+            else None,
         )
         app = app_mod.make_app(
             settings=config,
