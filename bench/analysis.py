@@ -107,6 +107,9 @@ def run(*, quick: bool) -> dict[str, Any]:
         f"With analysis: {with_analysis['mitigated']} of {count} mitigated, {len(with_analysis['missed'])} not seen within 15 s.",
         f"p99 ratio with / without: {ratio:.2f}." if ratio else "p99 ratio: not measured.",
     ]
+    load = common.machine_info().get("loadavg_at_start") or []
+    if load:
+        notes.append(f"Load average when the run started: {', '.join(f'{x:.1f}' for x in load)} (2 cores).")
     if missed and prom_log:
         notes.append(f"Prometheus log tail: {prom_log}")
     return {
