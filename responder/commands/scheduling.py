@@ -4,7 +4,7 @@
 due, the restart schedule and a rollout still being verified. `cancel` asks for a restart schedule to stop:
 it sets `stop_requested_by` on the record by compare-and-swap, and the next replica that looks at it stops it
 and announces that in the incident's thread (so the announcement goes out once, from the service). An
-unreadable record (edited by hand) is removed by `cancel`. Nothing else is touched: no workload, no notifier.
+unreadable record (edited by hand) is retired by `cancel` (replaced by an idle tombstone). Nothing else is touched: no workload, no notifier.
 """
 
 from __future__ import annotations
@@ -164,6 +164,10 @@ async def _list(store: store_mod.FollowUpStore, *, now: datetime.datetime) -> in
     if not found:
         print(f"no follow-ups in namespace {store.namespace}")
         return 0
+    found = [stored for stored in found if stored.record is None or stored.record.ended is None]
+    if not found:
+        print(f"no follow-ups in namespace {store.namespace}")
+        return 0
     for stored in sorted(found, key=lambda s: s.target_key or s.name):
         if stored.record is None:
             print(
@@ -175,14 +179,26 @@ async def _list(store: store_mod.FollowUpStore, *, now: datetime.datetime) -> in
 
 
 async def _cancel(store: store_mod.FollowUpStore, target: targets.Target, *, by: str) -> int:
+    from responder.models import follow_ups  # noqa: PLC0415
+    from responder.models import settings as settings_mod  # noqa: PLC0415
 
     stored = await store.read(target)
-    if stored is None:
+    if stored is None or (stored.record is not None and stored.record.ended is not None):
         print(f"no follow-up for {target.key} in namespace {store.namespace}", file=sys.stderr)
         return 1
     if stored.record is None:
-        if await store.delete(stored):
-            print(f"removed the unreadable follow-up record {store.namespace}/{stored.name} of {target.key}")
+        retired = follow_ups.FollowUp(
+            kind=target.kind,
+            namespace=target.namespace,
+            name=target.name,
+            incident="cancelled",
+            playbook="-",
+            action=settings_mod.Action.ROLLOUT_RESTART,
+            acted_at=datetime.datetime.now(datetime.UTC),
+            ended=follow_ups.EndReason.CANCELLED,
+        )
+        if await store.retire(stored, retired):
+            print(f"retired the unreadable follow-up record {store.namespace}/{stored.name} of {target.key}")
             return 0
         print("the record changed meanwhile: run the command again", file=sys.stderr)
         return 1

@@ -1,7 +1,7 @@
 """Staying with an incident after the mitigation: verdicts at horizons, scheduled restarts, rollouts in flight.
 
 Stage: follow (runbook RB-010 Step 6 and Solution 4). What must happen later for a workload is kept in its
-follow-up record (`responder.kube.follow_ups`: one ConfigMap per workload in the service's namespace), never
+follow-up record (`responder.kube.follow_ups`: one Lease per workload in the service's namespace), never
 only in this process. Every replica polls the records (one labelled LIST every `follow_up.poll_seconds`); a
 record that is due is claimed by compare-and-swap (exactly one replica wins, and a claim lapses after
 `follow_up.claim_seconds`, so a replica killed with `kill -9` holds nothing for longer), worked on, and
@@ -612,6 +612,8 @@ class Following:
                     await self._report_unreadable(stored)
                 continue
             record = stored.record
+            if record.ended is not None:
+                continue  # a tombstone: nothing to do until the workload's next mitigation reuses it
             due = following.due_at(record, verification_poll_seconds=self.settings.verification.poll_seconds)
             if due is not None and due > now:
                 continue
@@ -626,6 +628,9 @@ class Following:
                 held = await self.store.replace(stored, claimed)
             except (errors.KubeConflict, errors.KubeNotFound):
                 continue  # another replica claimed (or changed) it first
+            except errors.KubeError as e:
+                logger.warning("follow-up %s could not be claimed: %s", stored.name, e.message)
+                continue
             previous = record.claim.holder if record.claim is not None else None
             task = await self._spawn(_Job(held, previous if previous != self.identity else None))
             started.append(task)
@@ -643,6 +648,8 @@ class Following:
             record = stored.record
             if record is None:
                 counts["unreadable"] += 1
+                continue
+            if record.ended is not None:
                 continue
             if any(h.verdict is None for h in record.horizons):
                 counts["verdicts"] += 1
@@ -744,7 +751,9 @@ class Following:
 
     async def _reread(self, target: targets.Target) -> follow_ups.FollowUp | None:
         stored = await self.store.read(target)
-        return stored.record if stored is not None else None
+        if stored is None or stored.record is None or stored.record.ended is not None:
+            return None
+        return stored.record
 
     async def _commit(
         self,

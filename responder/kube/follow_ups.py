@@ -1,4 +1,4 @@
-"""The follow-up records: one ConfigMap per followed workload in the service's namespace, changed by CAS.
+"""The follow-up records: one Lease per followed workload in the service's namespace, changed by CAS.
 
 Stage: kube edge. Why here and not in the workload's ledger annotation:
 
@@ -8,12 +8,13 @@ Stage: kube edge. Why here and not in the workload's ledger annotation:
   StatefulSet and DaemonSet of the cluster on every poll;
 * the workload is not written every poll (its resourceVersion is what mitigations race on, and GitOps
   tools watch it); only the mitigation, a scheduled restart and a verdict's ledger note touch it;
-* RBAC: configmaps in one namespace, nothing more.
+* RBAC: Leases in one namespace (coordination objects holding nothing secret), never `delete`: a record that
+  is over is kept as an idle tombstone that the workload's next mitigation reuses.
 
 The name is derived from the workload's key, so replicas that start following the same workload at once meet
 on one object (create → 409 AlreadyExists → read and merge). Every change is a PUT carrying the
 resourceVersion it was computed from: of two racing replicas exactly one wins, the other re-reads. Deletion
-carries the same precondition. A record that fails strict validation (edited by hand) is returned as
+is a tombstone written under the same precondition. A record that fails strict validation (edited by hand) is returned as
 unreadable, with the reason, and is never rewritten here. It decides nothing.
 """
 
@@ -31,7 +32,7 @@ import pydantic
 from responder.kube import client, errors
 from responder.models import follow_ups, targets
 
-__all__ = ["DELETE", "INVALID_ANNOTATION", "FollowUpStore", "Stored"]
+__all__ = ["DELETE", "INVALID_ANNOTATION", "FollowUpStore", "Stored", "parse", "tombstone"]
 
 INVALID_ANNOTATION = "oom-responder.io/unreadable-reported"
 """Set on a record that failed validation once it has been reported, so it is reported once."""
@@ -43,7 +44,25 @@ class _Delete:
 
 
 DELETE = _Delete()
-"""Returned by a change function: delete the record (under the same precondition)."""
+"""Returned by a change function: the record is over; a tombstone replaces it (under the same precondition)."""
+
+
+def tombstone(
+    record: follow_ups.FollowUp, reason: follow_ups.EndReason = follow_ups.EndReason.DONE
+) -> follow_ups.FollowUp:
+    """What is kept of a record that is over: who it was for, and nothing left to do."""
+    return record.model_copy(
+        update={
+            "ended": record.ended or reason,
+            "horizons": (),
+            "schedule": None,
+            "verification": None,
+            "claim": None,
+            "restarts": {},
+            "confirmed": True,
+        }
+    )
+
 
 Change = Callable[["follow_ups.FollowUp | None"], "follow_ups.FollowUp | _Delete | None"]
 
@@ -58,7 +77,7 @@ class Stored:
     error: str | None = None
     """Why the record could not be read (field paths of the validation errors)."""
     target_key: str | None = None
-    """The workload key annotated on the ConfigMap (known even when the data is unreadable)."""
+    """The workload key annotated on the Lease (known even when the record is unreadable)."""
     reported: bool = False
     """An unreadable record was reported already."""
 
@@ -71,17 +90,17 @@ def _explain(error: pydantic.ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse(configmap: client.Body) -> Stored:
-    """A ConfigMap as a `Stored` record; never raises for bad data."""
-    metadata = configmap.get("metadata") or {}
+def parse(lease: client.Body) -> Stored:
+    """A Lease as a `Stored` record; never raises for bad data."""
+    metadata = lease.get("metadata") or {}
     annotations = metadata.get("annotations") or {}
-    raw = (configmap.get("data") or {}).get(follow_ups.DATA_KEY)
+    raw = annotations.get(follow_ups.DATA_KEY)
     name = str(metadata.get("name") or "")
     version = str(metadata.get("resourceVersion") or "")
     key = annotations.get(follow_ups.TARGET_ANNOTATION)
     reported = annotations.get(INVALID_ANNOTATION) == "true"
     if not isinstance(raw, str):
-        return Stored(name, version, None, f"no {follow_ups.DATA_KEY} in the ConfigMap", key, reported)
+        return Stored(name, version, None, f"no {follow_ups.DATA_KEY} annotation on the Lease", key, reported)
     try:
         record = follow_ups.FollowUp.model_validate_json(raw)
     except pydantic.ValidationError as e:
@@ -102,7 +121,7 @@ class FollowUpStore:
 
     @property
     def _collection(self) -> str:
-        return f"/api/v1/namespaces/{urllib.parse.quote(self.namespace, safe='')}/configmaps"
+        return f"/apis/coordination.k8s.io/v1/namespaces/{urllib.parse.quote(self.namespace, safe='')}/leases"
 
     def _path(self, name: str) -> str:
         return f"{self._collection}/{urllib.parse.quote(name, safe='')}"
@@ -112,26 +131,25 @@ class FollowUpStore:
             "name": follow_ups.record_name(record.target),
             "namespace": self.namespace,
             "labels": dict(follow_ups.LABELS),
-            "annotations": {follow_ups.TARGET_ANNOTATION: record.target.key},
+            "annotations": {
+                follow_ups.TARGET_ANNOTATION: record.target.key,
+                follow_ups.DATA_KEY: record.model_dump_json(),
+            },
         }
         if resource_version is not None:
             metadata["resourceVersion"] = resource_version
-        return {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": metadata,
-            "data": {follow_ups.DATA_KEY: record.model_dump_json()},
-        }
+        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": {}}
 
     # ---- reading --------------------------------------------------------------------------------------------
 
     async def list(self) -> list[Stored]:
-        """Every record in the namespace (one labelled LIST)."""
+        """Every record in the namespace (one labelled LIST), tombstones included."""
         selector = ",".join(f"{k}={v}" for k, v in follow_ups.LABELS.items())
         items = await self.kube.list(self._collection, query={"labelSelector": selector})
         return [parse(item) for item in items]
 
     async def read(self, target: targets.Target) -> Stored | None:
+        """The record of `target` (a tombstone too: `record.ended` is then set), None when there is none."""
         try:
             configmap = await self.kube.get(self._path(follow_ups.record_name(target)))
         except errors.KubeNotFound:
@@ -168,15 +186,11 @@ class FollowUpStore:
             record.target.key,
         )
 
-    async def delete(self, stored: Stored) -> bool:
-        """Delete the record if it is still at `stored`'s resourceVersion; False when it changed or is gone."""
-        body = {
-            "apiVersion": "v1",
-            "kind": "DeleteOptions",
-            "preconditions": {"resourceVersion": stored.resource_version},
-        }
+    async def retire(self, stored: Stored, record: follow_ups.FollowUp) -> bool:
+        """Overwrite the record (also an unreadable one) with `record`'s tombstone if it is still at
+        `stored`'s resourceVersion; False when it changed or is gone."""
         try:
-            await self.kube.request("DELETE", self._path(stored.name), body=body, verb="delete")
+            await self.replace(stored, tombstone(record))
         except (errors.KubeConflict, errors.KubeNotFound):
             return False
         return True
@@ -218,9 +232,10 @@ class FollowUpStore:
                 return current
             try:
                 if isinstance(changed, _Delete):
-                    if stored is None or await self.delete(stored):
+                    if stored is None or current is None:
                         return None
-                    continue
+                    await self.replace(stored, tombstone(current))
+                    return None
                 if stored is None:
                     await self.create(changed)
                 else:

@@ -27,11 +27,28 @@ _ALWAYS: tuple[Permission, ...] = (
     Permission("", "configmaps", "", "get", "read the guardrail state", own_namespace=True),
     Permission("", "configmaps", "", "create", "create the guardrail state", own_namespace=True),
     Permission("", "configmaps", "", "update", "compare-and-swap the guardrail state", own_namespace=True),
-    # After every mitigation (runbook Step 6): one follow-up ConfigMap per workload, claimed by compare-and-swap.
-    Permission("", "configmaps", "", "list", "find the follow-ups that are due", own_namespace=True),
-    Permission("", "configmaps", "", "delete", "remove a follow-up that is over", own_namespace=True),
+    # After every mitigation (runbook Step 6): one follow-up Lease per workload, claimed by compare-and-swap;
+    # one that is over is kept as a tombstone (never deleted).
+    Permission("coordination.k8s.io", "leases", "", "get", "read a follow-up", own_namespace=True),
     Permission(
-        "", "configmaps", "", "patch", "mark an unreadable follow-up as reported once", own_namespace=True
+        "coordination.k8s.io", "leases", "", "list", "find the follow-ups that are due", own_namespace=True
+    ),
+    Permission("coordination.k8s.io", "leases", "", "create", "record a follow-up", own_namespace=True),
+    Permission(
+        "coordination.k8s.io",
+        "leases",
+        "",
+        "update",
+        "claim and advance a follow-up by CAS",
+        own_namespace=True,
+    ),
+    Permission(
+        "coordination.k8s.io",
+        "leases",
+        "",
+        "patch",
+        "mark an unreadable follow-up as reported once",
+        own_namespace=True,
     ),
     Permission("", "pods", "", "list", "judge the workload's pods at each verdict horizon"),
 )

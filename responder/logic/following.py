@@ -163,11 +163,13 @@ def _active(schedule: follow_ups.Schedule | None) -> follow_ups.Schedule | None:
 
 
 def due_at(record: follow_ups.FollowUp, *, verification_poll_seconds: float) -> datetime.datetime | None:
-    """When the record next needs a replica (None: never again, it can be deleted)."""
+    """When the record next needs a replica (None: nothing is left to do: a tombstone, or over and to be
+    made one at the next look)."""
     times: list[datetime.datetime] = []
-    if record.ended is not None or not record.confirmed:
-        # Long due: the replica that sees it says so once and deletes it; an unconfirmed mitigation is
-        # looked up in the ledger as soon as its writer's claim lapses.
+    if record.ended is not None:
+        return None  # a tombstone: idle until the workload's next mitigation reuses it
+    if not record.confirmed:
+        # An unconfirmed mitigation is looked up in the ledger as soon as its writer's claim lapses.
         return record.acted_at
     if record.verification is not None:
         # A rollout is checked every poll; an unclaimed pending verification is therefore always due.

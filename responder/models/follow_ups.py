@@ -3,8 +3,8 @@
 After a mitigation the runbook's work is not over (RB-010 Step 6: no OOM kills for 48 h, restarts not
 increasing, memory under 80 % of the limit; Solution 4: periodic restarts until the fix ships). Everything
 that must happen later for one workload lives in one `FollowUp`: the verdicts still due at their horizons, a
-rollout still being verified, a restart schedule. It is stored as JSON in one ConfigMap per workload in the
-service's namespace (`responder.kube.follow_ups`), changed only by compare-and-swap on that ConfigMap's
+rollout still being verified, a restart schedule. It is stored as JSON in one Lease per workload in the
+service's namespace (`responder.kube.follow_ups`), changed only by compare-and-swap on that Lease's
 resourceVersion, so any replica can take over any of it and no in-process timer is the only record of anything.
 
 Validation is strict (`extra="forbid"`, strict types, timezone-aware times): the record drives writes to
@@ -45,13 +45,13 @@ __all__ = [
     "record_name",
 ]
 
-DATA_KEY = "follow-up.json"
-"""Key in the ConfigMap's `data` holding the JSON of `FollowUp`."""
+DATA_KEY = "oom-responder.io/follow-up"
+"""Annotation of the Lease holding the JSON of `FollowUp`."""
 COMPONENT = "follow-up"
 LABELS = {"app.kubernetes.io/name": "oom-responder", "app.kubernetes.io/component": COMPONENT}
 """Every record carries these labels; replicas find the records with one labelled LIST in one namespace."""
 TARGET_ANNOTATION = "oom-responder.io/target"
-"""The workload key (namespace/Kind/name) on the ConfigMap, for people reading `kubectl get cm -o yaml`."""
+"""The workload key (namespace/Kind/name) on the Lease, for people reading `kubectl get lease -o yaml`."""
 
 UtcTime = pydantic.AwareDatetime
 """A timezone-aware time (naive times are refused: a hand-written "2026-01-01T00:00" is ambiguous)."""
@@ -100,7 +100,8 @@ class StopReason(enum.StrEnum):
 
 
 class EndReason(enum.StrEnum):
-    """Why a whole record ended (it is then deleted)."""
+    """Why a whole record ended. It is then kept as a tombstone (the service may not delete), idle until the
+    workload's next mitigation reuses it."""
 
     DONE = "done"
     """Every verdict is taken, no verification is pending and no schedule runs."""
@@ -254,7 +255,7 @@ def horizon_label(seconds: float) -> str:
 
 
 def record_name(target: targets.Target) -> str:
-    """The ConfigMap name for a workload: deterministic (replicas creating it race onto one object) and
+    """The Lease name for a workload: deterministic (replicas creating it race onto one object) and
     always a valid name however long the workload's name is."""
     digest = hashlib.sha256(target.key.encode()).hexdigest()[:20]
     return f"oom-responder-follow-{digest}"

@@ -290,8 +290,13 @@ def test_cluster_scope_binds_one_cluster_role_to_the_service_account(
     assert subjects == [
         {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
     ]
-    state_roles = _kinds(default_docs, "Role")
-    assert [r["metadata"]["namespace"] for r in state_roles] == ["oom-responder"], "only the state Role"
+    own_roles = _kinds(default_docs, "Role")
+    assert sorted(
+        (r["metadata"]["name"].rsplit("-", 1)[-1], r["metadata"]["namespace"]) for r in own_roles
+    ) == [
+        ("state", "oom-responder"),
+        ("ups", "oom-responder"),
+    ], "only the state Role and the follow-ups Role, both in the service's namespace"
 
 
 def test_namespaced_scope_grants_the_same_rules_per_listed_namespace_only(
@@ -305,7 +310,7 @@ def test_namespaced_scope_grants_the_same_rules_per_listed_namespace_only(
     roles = {
         r["metadata"]["namespace"]: r
         for r in _kinds(custom_docs, "Role")
-        if not r["metadata"]["name"].endswith("-state")
+        if not r["metadata"]["name"].endswith(("-state", "-follow-ups"))
     }
     assert set(roles) == {"shop", "search"}
     pod_resize = {"apiGroups": [""], "resources": ["pods/resize"], "verbs": ["patch"]}

@@ -6,7 +6,7 @@ Aspects covered:
 * the chart grants nothing beyond that list except SelfSubjectAccessReviews, which `doctor` uses to check the
   list itself (and so cannot be on it); `patch` on Jobs is on the list (an eviction of a Job's pod writes its
   ledger entry on the Job);
-* the state ConfigMap's verbs are granted only in the service's own namespace.
+* the state ConfigMap's and the follow-up Leases' verbs are granted only in the service's own namespace.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _granted(documents: list[dict[str, Any]], own_namespace: str) -> set[Key]:
         if document["kind"] not in ("Role", "ClusterRole"):
             continue
         own = document["kind"] == "Role" and document["metadata"]["namespace"] == own_namespace
-        own = own and document["metadata"]["name"].endswith("-state")
+        own = own and document["metadata"]["name"].endswith(("-state", "-follow-ups"))
         for rule in document["rules"]:
             for group in rule["apiGroups"]:
                 for resource in rule["resources"]:

@@ -120,8 +120,8 @@ class Rule:
     """One verb on one resource, as the chart grants it."""
 
     role: str
-    """"workloads" (the ClusterRole, or a Role per namespace), "state" (the state ConfigMap's Role) or
-    "access-review" (the ClusterRole for `doctor`)."""
+    """"workloads" (the ClusterRole, or a Role per namespace), "state" (the state ConfigMap's Role),
+    "follow-ups" (the follow-up Leases' Role) or "access-review" (the ClusterRole for `doctor`)."""
     group: str
     resource: str
     """With its subresource: "pods/eviction"."""
@@ -175,14 +175,16 @@ NEEDS: dict[Rule, Need] = {
     Rule("state", "", "configmaps", "get"): _need("raise-deployment"),
     Rule("state", "", "configmaps", "create"): _need("raise-deployment"),
     Rule("state", "", "configmaps", "update"): _need("raise-deployment"),
-    # The follow-ups (verdicts, restart schedules): found by a labelled LIST of their ConfigMaps (without it
-    # nothing that was recorded ever happens), removed when over, marked once when unreadable; a verdict
-    # judges the workload's pods (without them it is "unknown").
-    Rule("state", "", "configmaps", "list"): _need("follow-up", "recorded"),
-    Rule("state", "", "configmaps", "delete"): _need(
-        "follow-up", "recorded", "restarted", "judged", "reported"
+    # The follow-ups (verdicts, restart schedules): Leases read, created and advanced by compare-and-swap,
+    # found by a labelled LIST (without it nothing that was recorded ever happens), marked once when
+    # unreadable; a verdict judges the workload's pods (without them it is "unknown").
+    Rule("follow-ups", "coordination.k8s.io", "leases", "get"): _need("follow-up", "reported"),
+    Rule("follow-ups", "coordination.k8s.io", "leases", "create"): _need("follow-up", "reported"),
+    Rule("follow-ups", "coordination.k8s.io", "leases", "list"): _need("follow-up", "recorded"),
+    Rule("follow-ups", "coordination.k8s.io", "leases", "update"): _need("follow-up", "recorded", "reported"),
+    Rule("follow-ups", "coordination.k8s.io", "leases", "patch"): _need(
+        "follow-up", "recorded", "restarted", "judged", "ended"
     ),
-    Rule("state", "", "configmaps", "patch"): _need("follow-up", "recorded", "restarted", "judged", "ended"),
     Rule("workloads", "", "pods", "list"): _need("follow-up", "recorded", "restarted", "reported", "ended"),
     Rule("access-review", "authorization.k8s.io", "selfsubjectaccessreviews", "create"): _need("doctor"),
 }
@@ -216,6 +218,8 @@ class Installed:
             return "role", f"{self.name}-state", ["-n", self.namespace]
         if rule.role == "access-review":
             return "clusterrole", f"{self.name}-access-review", []
+        if rule.role == "follow-ups":
+            return "role", f"{self.name}-follow-ups", ["-n", self.namespace]
         return "clusterrole", self.name, []
 
 
@@ -677,7 +681,7 @@ async def _stage_follow_up(ctx: Context) -> dict[str, Any]:
 
 async def _act_follow_up(ctx: Context, pod: dict[str, Any]) -> Observed:
     """A raise with a restart schedule, followed through on an injected clock: the follow-up recorded, the
-    restart made when due, the verdict taken from the pods, the record removed when over; beside it, a record
+    restart made when due, the verdict taken from the pods, the record a tombstone when over; beside it, a record
     edited by hand into something unreadable is reported once."""
     config = ctx.installed.config()
     metrics = metrics_mod.Metrics()
@@ -697,7 +701,7 @@ async def _act_follow_up(ctx: Context, pod: dict[str, Any]) -> Observed:
     where = follow_ups.record_name(targets.Target(targets.WorkloadKind.DEPLOYMENT, ctx.namespace, "leaky"))
     broken = f"oom-responder-follow-broken-{secrets.token_hex(3)}"
     achieved = set()
-    core = k8s.CoreV1Api(ctx.api)
+    leases = k8s.CoordinationV1Api(ctx.api)
     try:
         [event] = _events_of(config, _payload(ctx.namespace, pod["metadata"]["name"], scenario="follow-up"))
         item = work.WorkItem(
@@ -708,25 +712,27 @@ async def _act_follow_up(ctx: Context, pod: dict[str, Any]) -> Observed:
         )
         await processor.handle(item)
         await processor.wait_verifications()
-        names = {c.metadata.name for c in (await core.list_namespaced_config_map(own)).items}
-        if where in names:
+        if await _lease(leases, own, where) is not None:
             achieved.add("recorded")
         body: Any = {
             "metadata": {
                 "name": broken,
                 "labels": dict(follow_ups.LABELS),
-                "annotations": {follow_ups.TARGET_ANNOTATION: f"{ctx.namespace}/Deployment/gone"},
+                "annotations": {
+                    follow_ups.TARGET_ANNOTATION: f"{ctx.namespace}/Deployment/gone",
+                    follow_ups.DATA_KEY: '{"version": 1, "edited": "by hand"}',
+                },
             },
-            "data": {follow_ups.DATA_KEY: '{"version": 1, "edited": "by hand"}'},
+            "spec": {},
         }
-        await core.create_namespaced_config_map(own, body)
+        await leases.create_namespaced_lease(own, body)
         for seconds in (61, 60):  # the restart falls due; then the verdict, and the schedule is over
             clock[0] += datetime.timedelta(seconds=seconds)
             with contextlib.suppress(errors.KubeError):
                 await asyncio.gather(*await processor.following.tick())
     finally:
         with contextlib.suppress(ApiException):
-            await core.delete_namespaced_config_map(broken, own)
+            await leases.delete_namespaced_lease(broken, own)
         await processor.close(5)
         await kube.close()
     entries = _annotations_ledger(await _read(ctx, "Deployment", "leaky"))
@@ -738,10 +744,24 @@ async def _act_follow_up(ctx: Context, pod: dict[str, Any]) -> Observed:
         achieved.add("judged")
     if any(n.reason is decisions.Reason.INVALID and broken in n.summary for n in collected.notices):
         achieved.add("reported")
-    names = {c.metadata.name for c in (await core.list_namespaced_config_map(own)).items}
-    if "recorded" in achieved and where not in names:
+    lease = await _lease(leases, own, where)
+    ended = lease is not None and '"ended":"done"' in (
+        lease.get("metadata", {}).get("annotations") or {}
+    ).get(follow_ups.DATA_KEY, "")
+    if "recorded" in achieved and ended:
         achieved.add("ended")
     return Observed(frozenset(achieved), _forbidden(metrics))
+
+
+async def _lease(leases: Any, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        found = await leases.read_namespaced_lease(name, namespace)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+    result: dict[str, Any] = leases.api_client.sanitize_for_serialization(found)
+    return result
 
 
 BASIC_USER = "system:basic-user"
@@ -863,7 +883,7 @@ async def _run(ctx: Context, scenario: Scenario, *, revoke: Rule | None = None) 
             original = json.loads(plane.kubectl("get", kind, name, *scope, "-o", "json").stdout)
             without = _without(original, revoke.group, revoke.resource, revoke.verb)
             plane.kubectl("replace", *scope, "-f", "-", input_text=json.dumps(without))
-            checked_in = ctx.installed.namespace if revoke.role == "state" else ctx.namespace
+            checked_in = ctx.installed.namespace if revoke.role in ("state", "follow-ups") else ctx.namespace
 
             async def revoked() -> bool:
                 return not _allowed(ctx.installed, revoke, checked_in)
@@ -892,6 +912,8 @@ def _rendered_rules(helm: Path, values_dir: Path, rbac: dict[str, Any]) -> set[R
         role = "workloads"
         if name.endswith("-state"):
             role = "state"
+        elif name.endswith("-follow-ups"):
+            role = "follow-ups"
         elif name.endswith("-access-review"):
             role = "access-review"
         for rule in document["rules"]:

@@ -159,9 +159,11 @@ async def test_three_replicas_and_a_kill_9_give_one_restart_per_interval_and_one
         where = targets.Target(targets.WorkloadKind.DEPLOYMENT, namespace, "leaky")
 
         async def finished() -> bool | None:
-            configmaps = await k8s.CoreV1Api(kube_api).list_namespaced_config_map(namespace)
-            names = {c.metadata.name for c in configmaps.items}
-            return True if follow_ups.record_name(where) not in names else None
+            lease = await k8s.CoordinationV1Api(kube_api).read_namespaced_lease(
+                follow_ups.record_name(where), namespace
+            )
+            record = follow_ups.FollowUp.model_validate_json(lease.metadata.annotations[follow_ups.DATA_KEY])
+            return True if record.ended is not None else None  # a tombstone: nothing left to follow
 
         async def restarted_once() -> bool | None:
             entries = await support.ledger_of(kube_api, namespace, "leaky")

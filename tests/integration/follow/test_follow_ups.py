@@ -4,7 +4,7 @@ Time is injected (a clock the test moves), so horizons of hours pass in an insta
 status (restart counts, `lastState` OOMKilled, set by the test as a kubelet would) and every write are real.
 
 Aspects covered:
-* the store: racing replicas never lose an update (one ConfigMap per workload, compare-and-swap); a write at a
+* the store: racing replicas never lose an update (one Lease per workload, compare-and-swap); a write at a
   stale resourceVersion is refused; a hand-edited record is refused whole, never overwritten, reported once;
 * verdicts: stable at the first horizon (pod state only, said so), failed after a new OOM kill; each goes into
   the ledger entry, an Event, a notice and the metric; the follow-up then ends (not closed) and the record goes;
@@ -157,6 +157,12 @@ async def deployment(api: k8s.ApiClient, namespace: str, name: str, *, replicas:
     return created
 
 
+async def over(store: store_mod.FollowUpStore, where: targets.Target) -> bool:
+    """Nothing left to follow: no record, or its tombstone (the service never deletes one)."""
+    stored = await store.read(where)
+    return stored is None or (stored.record is not None and stored.record.ended is not None)
+
+
 def target(namespace: str, name: str) -> targets.Target:
     return targets.Target(targets.WorkloadKind.DEPLOYMENT, namespace, name)
 
@@ -233,12 +239,15 @@ async def test_a_hand_edited_record_is_refused_whole_reported_once_and_removable
     created = await deployment(kube_api, namespace, "edited")
     stored = await track(a, created, clock)
     name = follow_ups.record_name(stored.target)
-    core = k8s.CoreV1Api(kube_api)
-    configmap = await core.read_namespaced_config_map(name, namespace)
-    data = json.loads(configmap.data[follow_ups.DATA_KEY])
+    leases = k8s.CoordinationV1Api(kube_api)
+    lease = await leases.read_namespaced_lease(name, namespace)
+    data = json.loads(lease.metadata.annotations[follow_ups.DATA_KEY])
     data["horizons"][0]["due_at"] = "tomorrow"
-    await core.patch_namespaced_config_map(
-        name, namespace, {"data": {follow_ups.DATA_KEY: json.dumps(data)}}, **incidents.MERGE_PATCH
+    await leases.patch_namespaced_lease(
+        name,
+        namespace,
+        {"metadata": {"annotations": {follow_ups.DATA_KEY: json.dumps(data)}}},
+        **incidents.MERGE_PATCH,
     )
     clock.advance(7200)
     await asyncio.gather(a.tick(), b.tick())
@@ -250,7 +259,8 @@ async def test_a_hand_edited_record_is_refused_whole_reported_once_and_removable
         await a.store.update(stored.target, lambda current: current)
     unread = await a.store.read(stored.target)
     assert unread is not None and unread.record is None
-    assert await a.store.delete(unread)
+    assert await a.store.retire(unread, stored)  # what `oom-responder schedules cancel` does with it
+    assert await over(a.store, stored.target)
 
 
 # ---- verdicts ---------------------------------------------------------------------------------------------
@@ -294,7 +304,7 @@ async def test_a_stable_then_failed_series_is_noted_everywhere_and_not_closed(
     assert entry.verdicts == {"1h": "stable", "6h": "failed"}
     reasons = sorted(e["reason"] for e in await events_of(kube_api, namespace, "verdict"))
     assert reasons == ["verdict:failed", "verdict:stable"]
-    assert await a.store.read(target(namespace, "web")) is None
+    assert await over(a.store, target(namespace, "web"))
 
 
 async def test_a_clean_series_closes_the_incident_and_two_replicas_take_each_verdict_once(
@@ -316,7 +326,7 @@ async def test_a_clean_series_closes_the_incident_and_two_replicas_take_each_ver
     ]
     assert len(await events_of(kube_api, namespace, "close")) == 1
     assert len(await events_of(kube_api, namespace, "verdict")) == 2
-    assert await a.store.read(target(namespace, "clean")) is None
+    assert await over(a.store, target(namespace, "clean"))
 
 
 async def test_a_claim_left_by_a_dead_replica_lapses_and_the_late_verdict_says_so(
@@ -431,7 +441,7 @@ async def test_one_restart_per_interval_until_the_max_count_even_across_a_death(
         )
         == 3
     )
-    assert await a.store.read(target(namespace, "leaky")) is None  # nothing left to follow
+    assert await over(a.store, target(namespace, "leaky"))  # nothing left to follow
 
 
 async def test_an_image_change_stops_the_schedule_and_starts_a_fresh_verdict_series(
@@ -510,7 +520,7 @@ async def test_a_deleted_workload_ends_its_follow_up_said_once(
     assert (
         "2 pending verdict(s)" in ended.detail and "the restart schedule (0 restart(s) done)" in ended.detail
     )
-    assert await a.store.read(target(namespace, "gone")) is None
+    assert await over(a.store, target(namespace, "gone"))
 
 
 # ---- verification left by a dead replica ------------------------------------------------------------------
@@ -556,7 +566,7 @@ async def test_a_rollout_verification_left_by_a_dead_replica_is_picked_up_once(
     [entry] = await support.ledger_of(kube_api, namespace, "raised")
     assert entry.result is decisions.Outcome.DONE
     assert [e["reason"] for e in await events_of(kube_api, namespace, "verify")] == ["done"]
-    assert await a.store.read(target(namespace, "raised")) is None
+    assert await over(a.store, target(namespace, "raised"))
 
 
 async def test_a_record_written_ahead_is_confirmed_from_the_ledger_or_dropped(
@@ -582,7 +592,7 @@ async def test_a_record_written_ahead_is_confirmed_from_the_ledger_or_dropped(
     assert stored is not None and stored.record is not None
     assert stored.record.confirmed and stored.record.claim is None
     assert [h.verdict for h in stored.record.horizons] == [None, None]
-    assert await alive.store.read(target(namespace, "never")) is None  # the write never happened: dropped
+    assert await over(alive.store, target(namespace, "never"))  # the write never happened: dropped
     assert alive.follow_up_notices() == []
 
 
