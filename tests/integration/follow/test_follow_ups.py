@@ -405,14 +405,23 @@ async def test_one_restart_per_interval_until_the_max_count_even_across_a_death(
     clock.advance(600)
     stored = await a.store.read(target(namespace, "leaky"))
     assert stored is not None and stored.record is not None and stored.record.schedule is not None
-    workload = await read_deployment(kube_api, namespace, "leaky")  # as the dying replica read it
-    entry = following.restart_entry(
-        schedule=stored.record.schedule, workload=workload, now=clock(), identity="replica-dead", thread=None
-    )
-    await a.kube.patch(
-        f"/apis/apps/v1/namespaces/{namespace}/deployments/leaky",
-        following.restart_patch(workload=workload, entry=entry),
-    )
+    for _ in range(10):  # the controllers write the Deployment's status too: read again on a 409
+        workload = await read_deployment(kube_api, namespace, "leaky")  # as the dying replica read it
+        entry = following.restart_entry(
+            schedule=stored.record.schedule,
+            workload=workload,
+            now=clock(),
+            identity="replica-dead",
+            thread=None,
+        )
+        try:
+            await a.kube.patch(
+                f"/apis/apps/v1/namespaces/{namespace}/deployments/leaky",
+                following.restart_patch(workload=workload, entry=entry),
+            )
+            break
+        except errors.KubeConflict:
+            continue
     await asyncio.gather(a.tick(), b.tick())
     assert await restarts_in_ledger(kube_api, namespace, "leaky") == [
         f"{INCIDENT}/restart-1",
