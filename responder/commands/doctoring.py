@@ -33,6 +33,19 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(diagnose(loaded, out=sys.stdout))
 
 
+def _heap_dumps(config: object) -> str:
+    """One line on heap dumps (opt-in): whether they are on, and whether a playbook takes them."""
+    from responder.models import actions, settings  # noqa: PLC0415
+
+    assert isinstance(config, settings.Settings)
+    used = [p.name for p in config.playbooks if any(s.action is actions.Action.HEAP_DUMP for s in p.actions)]
+    if not config.diagnostics.heap_dump.enabled:
+        return "heap dumps: off (diagnostics.heap_dump.enabled: false; pods/exec not needed)"
+    if not used:
+        return "heap dumps: enabled, but no playbook has a heap_dump action"
+    return f"heap dumps: enabled in {', '.join(used)} (pods/exec get and create, checked above)"
+
+
 async def diagnose(config: object, *, out: TextIO) -> int:
     """Print the report; 0 when all is allowed."""
     from responder import metrics as metrics_mod  # noqa: PLC0415
@@ -108,6 +121,7 @@ async def diagnose(config: object, *, out: TextIO) -> int:
         for row in [("ALLOWED", "VERB", "RESOURCE", "NAMESPACE", "WHY"), *rows]:
             print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip(), file=out)
         print(f"{missing} missing" if missing else "every permission the playbooks need is allowed", file=out)
+        print(_heap_dumps(config), file=out)
         return 1 if missing else 0
     finally:
         await kube.close()

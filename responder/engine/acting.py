@@ -17,11 +17,11 @@ from collections.abc import Callable
 from typing import Protocol
 
 from responder.engine import actions as parts
-from responder.engine import reporting
+from responder.engine import quieting, reporting
 from responder.engine.actions import base
-from responder.kube import client, errors
+from responder.kube import client, errors, patching
 from responder.logic import planning
-from responder.models import actions, cluster_state, decisions, mutations, settings, targets
+from responder.models import actions, cluster_state, decisions, ledgers, mutations, settings, targets
 
 __all__ = ["Acted", "Actor", "FollowUps", "Guard", "Replan", "StateStore", "Verifier"]
 
@@ -124,6 +124,7 @@ class Actor:
         wrote: Callable[[str], None],
         preview: bool = False,
         follow_ups: FollowUps | None = None,
+        quieter: quieting.Quieter | None = None,
     ) -> None:
         """`wrote(key)` is told after every write (or attempt) on a workload; `verifier` None follows nothing.
         With `preview`, nothing is reserved or written and the reporter should be muted."""
@@ -137,6 +138,8 @@ class Actor:
         self.wrote = wrote
         self.preview = preview
         self.follow_ups = follow_ups
+        self.quieter = quieter
+        self.identity = reporter.identity
 
     @property
     def dry_run(self) -> bool:
@@ -246,9 +249,50 @@ class Actor:
         await self.reporter.record_event(
             run, action, outcome, decisions.Reason.ALLOWED, f"{summary}. {extra}".strip(), plan=plan
         )
+        if not self.dry_run:
+            silence_id = await self._silence(run, snapshot=snapshot, mutation=mutation, outcome=outcome)
+            if silence_id is not None:
+                # The verifier expires it if the rollout fails.
+                mutation = dataclasses.replace(
+                    mutation, entry=mutation.entry.model_copy(update={"silence": silence_id})
+                )
         if not self.dry_run and self.verifier is not None and follows:
             self.verifier.verify_later(run, mutation=mutation, written=written, options=options)
         return Acted(allowed, summary)
+
+    async def _silence(
+        self,
+        run: reporting.Run,
+        *,
+        snapshot: mutations.WorkloadSnapshot,
+        mutation: mutations.Mutation[mutations.Change],
+        outcome: decisions.Outcome,
+    ) -> str | None:
+        """The Alertmanager silence the mitigation earns: created after the write (so it never delays it),
+        its id kept in the ledger entry (a failed verdict or a revert expires it) and told in the thread."""
+        playbook = run.item.playbook
+        if self.quieter is None or self.quieter.client is None or playbook is None:
+            return None
+        quieted = await self.quieter.silence_after(
+            event=run.event,
+            target=snapshot.target,
+            playbook=playbook,
+            action=mutation.plan.action,
+            outcome=outcome,
+            now=self.clock(),
+        )
+        if quieted.silence_id is not None:
+            silence_id = quieted.silence_id
+            recorded = await patching.update_ledger(
+                self.kube,
+                snapshot.target,
+                lambda entries: ledgers.with_silence(entries, mutation.entry, silence_id),
+                attempts=patching.LEDGER_WRITE_ATTEMPTS,
+            )
+            if not recorded:
+                logger.warning("silence %s not recorded in the ledger of %s", silence_id, snapshot.target.key)
+        self.reporter.silenced(run, mutation.plan.action, line=quieted.line, silence_id=quieted.silence_id)
+        return quieted.silence_id
 
     async def act_additional(
         self,
@@ -262,7 +306,7 @@ class Actor:
         """Carry out the non-mutating actions in order (each guarded: scope policy applies to them too);
         the actions the guard allowed."""
         allowed: list[actions.Action] = []
-        diagnostics = ""
+        diagnostics = run.diagnostics
         for spec in specs:
             plan = decisions.Plan(
                 playbook=run.playbook,
@@ -296,11 +340,16 @@ class Actor:
                 dry_run=self.dry_run,
                 follow_ups=None if self.dry_run else self.follow_ups,
                 diagnostics=diagnostics,
+                workload=snapshot.workload,
+                config=self.settings,
+                now=self.clock(),
+                identity=self.identity,
             )
             result = await parts.additional(spec.action).carry_out(
                 self.kube, given=given, options=spec.options
             )
             diagnostics = result.diagnostics or diagnostics
+            run.diagnostics = diagnostics
             self.reporter.report(
                 run,
                 spec.action,
@@ -309,9 +358,14 @@ class Actor:
                 plan=plan,
                 kind=result.kind,
                 summary=result.summary,
+                log_lines=result.log_lines,
             )
             if result.event:
                 await self.reporter.record_event(
-                    run, spec.action, result.outcome, decisions.Reason.ALLOWED, result.detail
+                    run,
+                    spec.action,
+                    result.outcome,
+                    decisions.Reason.ALLOWED,
+                    result.event_note or result.detail,
                 )
         return tuple(allowed)

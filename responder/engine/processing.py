@@ -31,11 +31,12 @@ import socket
 from collections.abc import AsyncIterator, Callable
 
 from responder import metrics as metrics_mod
-from responder.engine import acting, following, investigating, reporting, verifying
+from responder.engine import acting, following, investigating, quieting, reporting, verifying
 from responder.kube import client, errors, fetching, follow_ups
 from responder.kube import state as state_mod
 from responder.logic import guarding, planning, resolving, routing
 from responder.models import (
+    actions,
     alerts,
     analyses,
     cluster_state,
@@ -130,6 +131,7 @@ class Processor:
         retry_on_next_delivery: Callable[[work.WorkItem], None] | None = None,
         memory: following.MemoryReader | None = None,
         investigator: investigating.Investigator | None = None,
+        quieter: quieting.Quieter | None = None,
     ) -> None:
         """`retry_on_next_delivery(item)` is called when an alert met a passing obstacle (see
         `reporting.Run.passing`), so the receiver forgets it was seen and Alertmanager's next delivery of it (a
@@ -174,12 +176,15 @@ class Processor:
             guard=guard,
             memory=memory,
         )
+        # Alertmanager silences after mitigations (a no-op without alertmanager.url).
+        self.quieter = quieter if quieter is not None else quieting.Quieter.from_settings(settings)
         self.verifier = verifying.Verifier(
             settings=settings.verification,
             kube=kube,
             reporter=self.reporter,
             wrote=self._writes.wrote,
             holder=self.following,
+            quieter=self.quieter,
         )
         self.actor = self._actor(
             guard, reporter=self.reporter, verifier=self.verifier, preview=False, follow_ups=self.following
@@ -206,6 +211,7 @@ class Processor:
             wrote=self._writes.wrote,
             preview=preview,
             follow_ups=follow_ups,
+            quieter=None if preview else self.quieter,
         )
 
     def _may_write_in(self, namespace: str) -> bool:
@@ -230,6 +236,7 @@ class Processor:
         await self.following.close(timeout_seconds)
         if self.investigator is not None:
             await self.investigator.close()
+        await self.quieter.close()
 
     @contextlib.asynccontextmanager
     async def _locked(self, key: str) -> AsyncIterator[None]:
@@ -424,6 +431,7 @@ class Processor:
         target = run.target
         assert target is not None
         noted = False
+        collected = False
         for attempt in range(self.settings.kubernetes.conflict_attempts):
             if attempt:
                 workload = None  # someone wrote it since: read it again
@@ -456,6 +464,15 @@ class Processor:
                     await self.reporter.blocked_with_event(run, action, ceiling)
                 else:
                     await self.reporter.refused(run, action, decisions.Outcome.SKIPPED, refusal)
+            before = tuple(s for s in proposal.extras if actions.traits_of(s.action).before_mitigation)
+            after = tuple(s for s in proposal.extras if not actions.traits_of(s.action).before_mitigation)
+            if before and not collected:
+                # Runbook Steps 4-5: the evidence (the alerted pod's previous log, its heap) is gone once the
+                # mitigation's rollout or eviction replaces the pod. Once per run, not per re-plan.
+                collected = True
+                await self.actor.act_additional(
+                    run, snapshot=snapshot, specs=before, guard_snapshot=guard_snapshot, done=None
+                )
             done: str | None = None
             if proposal.mutation is not None:
                 try:
@@ -470,7 +487,7 @@ class Processor:
                     continue  # 409: someone wrote first; re-read, re-check and re-plan
                 done = acted.summary
             await self.actor.act_additional(
-                run, snapshot=snapshot, specs=proposal.extras, guard_snapshot=guard_snapshot, done=done
+                run, snapshot=snapshot, specs=after, guard_snapshot=guard_snapshot, done=done
             )
             return
         conflict = decisions.Decision.refuse(

@@ -70,6 +70,8 @@ class Run:
     target: targets.Target | None = None
     workload_uid: str | None = None
     thread: str | None = None
+    diagnostics: str = ""
+    """What the run's capture_diagnostics / heap_dump found, for an escalation after the mitigation."""
     passing: bool = False
     """An outcome that may change soon (API trouble, a PDB, budget, breaker, pause): take the next delivery."""
     analysis: analyses.Analysis | None = None
@@ -150,6 +152,8 @@ class Reporter:
         plan: decisions.Plan | None = None,
         kind: notices.NoticeKind | None = None,
         summary: str | None = None,
+        log_lines: tuple[str, ...] = (),
+        silence_id: str | None = None,
     ) -> None:
         """Metric, log line and notice for one outcome."""
         if (outcome is decisions.Outcome.FAILED and decision.reason in _PASSING_REASONS) or (
@@ -196,6 +200,30 @@ class Reporter:
                 detail=decision.detail,
                 thread=run.thread,
                 analysis=run.analysis,
+                log_lines=log_lines,
+                silence_id=silence_id,
+            )
+        )
+
+    def silenced(self, run: Run, action: settings.Action, *, line: str, silence_id: str | None) -> None:
+        """A follow-up in the incident's thread about the silence its mitigation earned (or could not get).
+        Counted nowhere: the mitigation was counted when it was reported."""
+        if self.muted:
+            return
+        logger.info("%s", line, extra={"occurrence_id": run.event.occurrence_id})
+        self.notifiers.notify(
+            notices.Notice(
+                kind=notices.NoticeKind.SILENCE,
+                at=self.clock(),
+                incident=run.event.occurrence_id,
+                summary=line,
+                event=run.event,
+                target=run.target,
+                playbook=run.playbook or None,
+                action=action,
+                dry_run=self.dry_run,
+                thread=run.thread,
+                silence_id=silence_id,
             )
         )
 

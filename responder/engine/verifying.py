@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from responder.engine import actions as parts
-from responder.engine import reporting
+from responder.engine import quieting, reporting
 from responder.kube import client, errors, fetching, patching
 from responder.logic import planning
 from responder.models import decisions, ledgers, mutations, settings, targets
@@ -218,12 +218,14 @@ class Verifier:
         reporter: reporting.Reporter,
         wrote: Callable[[str], None],
         holder: Holder | None = None,
+        quieter: quieting.Quieter | None = None,
     ) -> None:
         self.settings = settings
         self.kube = kube
         self.reporter = reporter
         self.wrote = wrote
         self.holder = holder
+        self.quieter = quieter
         self._tasks: set[asyncio.Task[None]] = set()
 
     def verify_later(
@@ -301,6 +303,13 @@ class Verifier:
             f"verification: {verdict.detail + (said or '')}",
             verb="verify",
         )
+        silence_id = mutation.entry.silence
+        if verdict.outcome is not decisions.Outcome.DONE and silence_id and self.quieter is not None:
+            # The mitigation did not take: the alert must be heard again now, not at the silence's end.
+            line = await self.quieter.expire(
+                silence_id, why=f"the rollout of {planning.describe(plan)} failed"
+            )
+            self.reporter.silenced(run, plan.action, line=line, silence_id=silence_id)
 
     def _report(
         self,

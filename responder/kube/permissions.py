@@ -81,6 +81,8 @@ def needed(config: settings.Settings) -> list[Permission]:
         )
     for playbook in config.playbooks:
         for spec in playbook.actions:
+            if spec.action is actions.Action.HEAP_DUMP and not config.diagnostics.heap_dump.enabled:
+                continue  # it only says it is disabled: no exec, no claim
             for permission in _for_action(spec):
                 key = (
                     permission.group,

@@ -34,6 +34,7 @@ __all__ = [
     "Ceiling",
     "Escalate",
     "EvictPod",
+    "HeapDump",
     "Permission",
     "RaiseMemory",
     "RolloutRestart",
@@ -57,6 +58,7 @@ class Action(enum.StrEnum):
     EVICT_POD = "evict_pod"
     ROLLOUT_RESTART = "rollout_restart"
     CAPTURE_DIAGNOSTICS = "capture_diagnostics"
+    HEAP_DUMP = "heap_dump"
     ESCALATE = "escalate"
     SCHEDULED_RESTART = "scheduled_restart"
 
@@ -133,6 +135,12 @@ class CaptureDiagnostics(schemas.Frozen):
     """Most recent Kubernetes Events of the pod to attach to the notification."""
 
 
+class HeapDump(schemas.Frozen):
+    runtime: str | None = None
+    """Name of the runtime in diagnostics.heap_dump.runtimes whose command is run (jvm, node, python, go);
+    the workload's oom-responder.io/heap-dump-runtime annotation wins over it."""
+
+
 class Escalate(schemas.Frozen):
     message: str = "Automatic mitigation is not enough: a human must look at this workload."
     """Text sent to the notifiers."""
@@ -181,6 +189,7 @@ class ActionSpec(schemas.Frozen):
     evict_pod: EvictPod | None = None
     rollout_restart: RolloutRestart | None = None
     capture_diagnostics: CaptureDiagnostics | None = None
+    heap_dump: HeapDump | None = None
     escalate: Escalate | None = None
     scheduled_restart: ScheduledRestart | None = None
 
@@ -278,6 +287,9 @@ class Traits:
     """For humans, when it was done ("memory limit raised")."""
     would_words: str
     """For humans, in dry-run ("would raise the memory limit")."""
+    before_mitigation: bool = False
+    """For a non-mutating action: it collects evidence the mitigation's rollout or eviction would destroy (the
+    alerted pod, its previous log, its heap), so it is carried out before the mitigation, not after it."""
     follows_rollout: bool = False
     """The write changes the pod template or the replica count: a rollout follows and is verified."""
     changes_template: bool = False
@@ -390,7 +402,28 @@ TRAITS: Mapping[Action, Traits] = {
         kinds=_ANY,
         done_words="diagnostics captured",
         would_words="would capture diagnostics",
-        permissions=(Permission("", "events", "", "list", "read the pod's recent Events"),),
+        before_mitigation=True,
+        permissions=(
+            Permission("", "events", "", "list", "read the pod's recent Events"),
+            Permission("", "pods", "log", "get", "read the OOM-killed container's previous log"),
+        ),
+    ),
+    Action.HEAP_DUMP: Traits(
+        options=HeapDump,
+        mutating=False,
+        # The claim that keeps it to one per cooldown is an annotation on the top-level workload.
+        kinds=frozenset(_TEMPLATED | {targets.WorkloadKind.JOB}),
+        done_words="heap dump taken",
+        would_words="would take a heap dump",
+        before_mitigation=True,
+        cooldown_seconds=3600.0,
+        permissions=(
+            # The websocket upgrade is a GET that the API server (>= 1.35) authorizes as get and create.
+            Permission("", "pods", "exec", "get", "run the heap-dump command (websocket upgrade)"),
+            Permission("", "pods", "exec", "create", "run the heap-dump command"),
+            *_patch_workloads("claim the heap dump of this cooldown on the workload"),
+            Permission("batch", "jobs", "", "patch", "claim the heap dump of this cooldown on the Job"),
+        ),
     ),
     Action.ESCALATE: Traits(
         options=Escalate,

@@ -28,6 +28,7 @@ __all__ = [
     "patch_body",
     "read",
     "with_result",
+    "with_silence",
 ]
 
 ANNOTATION = "oom-responder.io/ledger"
@@ -124,6 +125,23 @@ def patch_body(resource_version: str | None, entries: Sequence[LedgerEntry]) -> 
     result afterwards (`responder.kube.patching.update_ledger`).
     """
     return {"metadata": {"resourceVersion": resource_version, "annotations": {ANNOTATION: dump(entries)}}}
+
+
+def with_silence(
+    entries: Sequence[LedgerEntry], entry: LedgerEntry, silence_id: str
+) -> list[LedgerEntry] | None:
+    """The ledger with `entry` (matched by action, occurrence and time) carrying its silence id; None when
+    the entry is gone (pushed out of the bounded ledger) or already carries it."""
+    key = (entry.action, entry.occurrence, entry.at)
+    updated: list[LedgerEntry] = []
+    found = False
+    for existing in entries:
+        if (existing.action, existing.occurrence, existing.at) == key and existing.silence != silence_id:
+            updated.append(existing.model_copy(update={"silence": silence_id}))
+            found = True
+        else:
+            updated.append(existing)
+    return updated if found else None
 
 
 def with_result(

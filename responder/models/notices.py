@@ -24,6 +24,8 @@ class NoticeKind(enum.StrEnum):
     """Alertmanager resolved the alert."""
     ESCALATION = "escalation"
     """Humans must act: the per-workload cap was reached or a playbook escalates."""
+    SILENCE = "silence"
+    """An Alertmanager silence was created after a mitigation (or could not be), or expired early."""
     BREAKER = "breaker"
     """The blast-radius breaker opened or closed, or the service was paused or resumed."""
     FOLLOW_UP = "follow_up"

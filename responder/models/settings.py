@@ -277,10 +277,13 @@ class GuardrailSettings(schemas.Frozen):
     """No single raise may multiply a limit by more than this."""
     cooldown_seconds: dict[Action, float] = Field(
         default_factory=lambda: {
-            action: traits.cooldown_seconds for action, traits in actions.TRAITS.items() if traits.mutating
+            action: traits.cooldown_seconds
+            for action, traits in actions.TRAITS.items()
+            if traits.mutating or traits.cooldown_seconds
         }
     )
-    """Per workload and action, seconds after an action before the same action again (from the ledger)."""
+    """Per workload and action, seconds after an action before the same action again (from the ledger; for
+    heap_dump, from its claim annotation)."""
     cap: CapSettings = Field(default_factory=CapSettings)
     budget: BudgetSettings = Field(default_factory=BudgetSettings)
     blast_radius: BlastRadiusSettings = Field(default_factory=BlastRadiusSettings)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from responder.kube import permissions
 from responder.models import settings
@@ -27,18 +28,22 @@ EXTRAS: set[Key] = {
 }
 
 
-def _every_action(*, check_vpa: bool, resize_in_place: bool) -> settings.Settings:
-    actions = [
+def _every_action(*, check_vpa: bool, resize_in_place: bool, heap_dump: bool = False) -> settings.Settings:
+    actions: list[Any] = [
         {"raise_memory": {"check_vpa": check_vpa, "resize_in_place": resize_in_place}},
         "scale_out",
         "evict_pod",
         "rollout_restart",
         "capture_diagnostics",
+        "heap_dump",
         "escalate",
         "scheduled_restart",
     ]
     return settings.Settings.model_validate(
-        {"playbooks": [{"name": "everything", "alerts": ["oom_killed"], "actions": actions}]}
+        {
+            "playbooks": [{"name": "everything", "alerts": ["oom_killed"], "actions": actions}],
+            "diagnostics": {"heap_dump": {"enabled": heap_dump}},
+        }
     )
 
 
@@ -58,16 +63,27 @@ def _granted(documents: list[dict[str, Any]], own_namespace: str) -> set[Key]:
 
 
 @pytest.mark.parametrize(
-    ("values", "check_vpa", "resize_in_place"),
+    ("values", "check_vpa", "resize_in_place", "heap_dump"),
     [
-        pytest.param({}, True, False, id="default-values"),
+        pytest.param({}, True, False, False, id="default-values"),
         pytest.param(
-            {"rbac": {"podResize": True, "verticalPodAutoscalers": False}}, False, True, id="resize-no-vpa"
+            {"rbac": {"podResize": True, "verticalPodAutoscalers": False}},
+            False,
+            True,
+            False,
+            id="resize-no-vpa",
         ),
+        pytest.param({"diagnostics": {"heapDump": {"enabled": True}}}, True, False, True, id="heap-dumps"),
     ],
 )
 def test_chart_grants_what_the_code_needs_and_no_more(
-    helm: Path, tmp_path: Path, values: dict[str, Any], check_vpa: bool, resize_in_place: bool
+    helm: Path,
+    tmp_path: Path,
+    *,
+    values: dict[str, Any],
+    check_vpa: bool,
+    resize_in_place: bool,
+    heap_dump: bool,
 ) -> None:
     if not check_vpa:
         values = {**values, "config": _every_action(check_vpa=False, resize_in_place=resize_in_place).model_dump(
@@ -75,9 +91,26 @@ def test_chart_grants_what_the_code_needs_and_no_more(
     documents = tooling.render_documents(helm, values=values, values_dir=tmp_path, namespace="ops")
     needed = {
         (p.group, p.resource, p.subresource, p.verb, p.own_namespace)
-        for p in permissions.needed(_every_action(check_vpa=check_vpa, resize_in_place=resize_in_place))
+        for p in permissions.needed(
+            _every_action(check_vpa=check_vpa, resize_in_place=resize_in_place, heap_dump=heap_dump)
+        )
     }
     granted = _granted(documents, "ops")
 
     assert needed - granted == set(), "needed but not granted"
     assert granted - needed == EXTRAS, "granted beyond what the code needs"
+
+
+@pytest.mark.parametrize("enabled", [pytest.param(False, id="off-by-default"), pytest.param(True, id="on")])
+def test_the_heap_dump_value_grants_exec_and_turns_the_action_on_together(
+    helm: Path, tmp_path: Path, enabled: bool
+) -> None:
+    values: dict[str, Any] = {"diagnostics": {"heapDump": {"enabled": True}}} if enabled else {}
+    documents = tooling.render_documents(helm, values=values, values_dir=tmp_path, namespace="ops")
+    granted = _granted(documents, "ops")
+    exec_verbs = {verb for group, resource, sub, verb, _ in granted if (resource, sub) == ("pods", "exec")}
+    assert exec_verbs == ({"get", "create"} if enabled else set())
+    assert ("", "pods", "log", "get", False) in granted
+    [configmap] = [d for d in documents if d["kind"] == "ConfigMap" and "config.yaml" in d.get("data", {})]
+    rendered = settings.Settings.model_validate(yaml.safe_load(configmap["data"]["config.yaml"]))
+    assert rendered.diagnostics.heap_dump.enabled is enabled

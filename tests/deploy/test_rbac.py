@@ -147,6 +147,8 @@ NEEDS: dict[Rule, Need] = {
     Rule("workloads", "", "pods", "get"): _need("raise-deployment"),
     Rule("workloads", "", "pods", "create"): _need("raise-deployment"),
     Rule("workloads", "", "pods/eviction", "create"): _need("evict-job-pod"),
+    # capture_diagnostics: the OOM-killed container's previous log (runbook Step 4).
+    Rule("workloads", "", "pods/log", "get"): _need("previous-log"),
     Rule("workloads", "", "pods/resize", "patch"): _need("resize-in-place", "raised"),
     # A DaemonSet's (or StatefulSet's) rollout being followed: its FailedCreate Events; without them it cannot
     # be. (A Deployment's rollout needs none: its controller reports FailedCreate in a condition.)
@@ -443,6 +445,32 @@ async def _raise(ctx: Context, kind: str, name: str, pod: dict[str, Any]) -> Obs
     if _announced(ctx, kind, name, settings.Action.RAISE_MEMORY):
         achieved.add("announced")
     return Observed(frozenset(achieved), _forbidden(metrics))
+
+
+async def _stage_previous_log(ctx: Context) -> dict[str, Any]:
+    await incidents.create_deployment(ctx.api, ctx.namespace, "logs", replicas=1)
+    return await _oom_killed_pod(ctx, "app=logs")
+
+
+async def _act_previous_log(ctx: Context, pod: dict[str, Any]) -> Observed:
+    """capture_diagnostics asks for the OOM-killed container's previous log. This plane's fake nodes serve no
+    kubelet endpoint (tests/integration/diagnostics starts one that does), so the API server cannot deliver
+    it; what the rule decides is whether the request is authorized and reaches the node at all."""
+    config = ctx.installed.config().model_copy(
+        update={
+            "playbooks": [
+                settings.Playbook.model_validate(
+                    {"name": "logs", "alerts": ["oom_killed"], "actions": ["capture_diagnostics"]}
+                )
+            ]
+        }
+    )
+    metrics, collected = await _respond(config, _payload(ctx.namespace, pod["metadata"]["name"]))
+    details = [n.detail for n in collected.notices if n.action is settings.Action.CAPTURE_DIAGNOSTICS]
+    asked = any(
+        "previous log of app:" in detail and "reading logs is not allowed" not in detail for detail in details
+    )
+    return Observed(frozenset({"asked"} if asked else set()), _forbidden(metrics))
 
 
 # ---- the scenarios ---------------------------------------------------------------------------------------
@@ -823,6 +851,7 @@ SCENARIOS = {
         Scenario("doctor", frozenset({"reviewed"}), _stage_doctor, _act_doctor, _undo_doctor),
         Scenario("follow-up", frozenset({"recorded", "restarted", "judged", "reported", "ended"}),
                  _stage_follow_up, _act_follow_up),
+        Scenario("previous-log", frozenset({"asked"}), _stage_previous_log, _act_previous_log),
     )
 }  # fmt: skip
 

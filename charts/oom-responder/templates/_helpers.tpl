@@ -88,6 +88,13 @@ The configuration file: .Values.config with the parts the chart manages filled i
 {{- end }}
 {{- $_ := set $config "prometheus" $prometheus }}
 {{- end }}
+{{- if ((.Values.diagnostics | default dict).heapDump | default dict).enabled }}
+{{- $diagnostics := get $config "diagnostics" | default dict }}
+{{- $heapDump := get $diagnostics "heap_dump" | default dict }}
+{{- $_ := set $heapDump "enabled" true }}
+{{- $_ := set $diagnostics "heap_dump" $heapDump }}
+{{- $_ := set $config "diagnostics" $diagnostics }}
+{{- end }}
 {{- $kubernetes := get $config "kubernetes" | default dict }}
 {{- if eq .Values.rbac.scope "namespaced" }}
 {{- $_ := set $kubernetes "namespaces" .Values.rbac.namespaces }}

@@ -11,6 +11,17 @@ server that each rule is needed.
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, create]
+# capture_diagnostics reads the OOM-killed container's previous log (runbook Step 4).
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
+{{- if ((.Values.diagnostics | default dict).heapDump | default dict).enabled }}
+# heap_dump runs the runtime's dump command in the container (runbook Step 5). The websocket upgrade is a GET
+# that the API server (>= 1.35) authorizes as both get and create.
+- apiGroups: [""]
+  resources: [pods/exec]
+  verbs: [get, create]
+{{- end }}
 # evict_pod (policy/v1 Eviction, which honours PodDisruptionBudgets).
 - apiGroups: [""]
   resources: [pods/eviction]

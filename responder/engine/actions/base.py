@@ -9,11 +9,12 @@ decides nothing: whether to act was planning's and guarding's job.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from responder.kube import client
-from responder.models import actions, decisions, follow_ups, mutations, notices, targets
+from responder.models import actions, decisions, follow_ups, mutations, notices, settings, targets
 
 __all__ = ["Additional", "AdditionalInput", "AdditionalResult", "FollowUps", "Mutating", "RecordResult"]
 
@@ -119,6 +120,13 @@ class AdditionalInput:
     dry_run: bool = False
     follow_ups: FollowUps | None = None
     """None in a preview, in dry-run and in tests without follow-ups: nothing is kept for later."""
+    workload: mutations.Body | None = None
+    """The top-level workload as read for this run (its annotations, its resourceVersion)."""
+    config: settings.Settings | None = None
+    """The service's settings (diagnostics options, cooldowns)."""
+    now: datetime.datetime | None = None
+    identity: str = ""
+    """This replica's name, for claims written on the workload."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -132,6 +140,10 @@ class AdditionalResult:
     """Also record a Kubernetes Event on the workload."""
     diagnostics: str = ""
     """Diagnostics for the actions after this one."""
+    log_lines: tuple[str, ...] = ()
+    """Matching lines of the container's previous log, shown as a code block in the notice."""
+    event_note: str = ""
+    """The Event's note when it should differ from `detail` (Event notes are cut at 1 KiB)."""
 
 
 class CarryOutAdditional(Protocol):

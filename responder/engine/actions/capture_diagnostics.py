@@ -6,9 +6,10 @@ Stage: act (reads only). Must not write anything; `responder.logic.actions.captu
 from __future__ import annotations
 
 from responder.engine.actions import base
-from responder.kube import client, errors, fetching
+from responder.kube import client, errors, fetching, podlogs
+from responder.logic import excerpting
 from responder.logic.actions import capture_diagnostics as pure
-from responder.models import actions, decisions
+from responder.models import actions, decisions, settings
 
 __all__ = ["PART", "carry_out"]
 
@@ -33,7 +34,32 @@ async def carry_out(
         )
     else:
         text = pure.report(namespace=given.namespace, pod_name=given.pod_name, pod=given.pod, events=recent)
-    return base.AdditionalResult(decisions.Outcome.DONE, summary, text, diagnostics=text)
+    log_options = (given.config or settings.Settings()).diagnostics.previous_logs
+    log_lines: tuple[str, ...] = ()
+    event_note = ""
+    if log_options.enabled and given.container and given.pod is not None:
+        # Runbook Step 4: the OOM-killed run's own log, grepped for what memory trouble prints.
+        found = await podlogs.read_previous(
+            kube,
+            namespace=given.namespace,
+            pod=given.pod_name,
+            container=given.container,
+            options=log_options,
+            pod_body=given.pod,
+        )
+        head, *matches = excerpting.describe(found, options=log_options)
+        text = f"{text}\n{head}"
+        log_lines = tuple(matches)
+        event_note = "\n".join([head, *log_lines])
+    return base.AdditionalResult(
+        decisions.Outcome.DONE,
+        summary,
+        text,
+        event=bool(event_note),
+        event_note=event_note,
+        diagnostics="\n".join([text, *log_lines]),
+        log_lines=log_lines,
+    )
 
 
 PART = base.Additional(carry_out=carry_out)

@@ -70,3 +70,27 @@ def test_the_cli_exits_1_when_something_is_missing(
         encoding="utf-8",
     )
     assert cli.main(["doctor", "--config", str(path)]) == 1
+
+
+async def test_reports_heap_dumps_and_their_exec_permission(
+    kube_plane: KubePlane, namespace: str, service_account_kubeconfig: Callable[..., Path]
+) -> None:
+    base = make_config(kube_plane.kubeconfig, namespace)
+    out = io.StringIO()
+    assert await doctoring.diagnose(base, out=out) == 0
+    assert "heap dumps: off (diagnostics.heap_dump.enabled: false; pods/exec not needed)" in out.getvalue()
+    assert "pods/exec" not in out.getvalue().split("heap dumps:")[0]
+
+    # Enabled and used by a playbook: get and create on pods/exec are asked for ("view" grants neither).
+    kubeconfig = service_account_kubeconfig(namespace, "view", name="viewer")
+    data = base.model_dump(mode="json", exclude_none=True)
+    data["kubernetes"]["kubeconfig"] = str(kubeconfig)
+    data["diagnostics"] = {"heap_dump": {"enabled": True}}
+    data["playbooks"] = [{"name": "dump", "alerts": ["oom_killed"], "actions": ["raise_memory", "heap_dump"]}]
+    out = io.StringIO()
+    assert await doctoring.diagnose(settings.Settings.model_validate(data), out=out) == 1
+    text = out.getvalue()
+    missing = [line.split()[:3] for line in text.splitlines() if line.startswith("MISSING")]
+    assert ["MISSING", "get", "core/pods/exec"] in missing
+    assert ["MISSING", "create", "core/pods/exec"] in missing
+    assert "heap dumps: enabled in dump (pods/exec get and create, checked above)" in text

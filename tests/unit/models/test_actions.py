@@ -47,9 +47,10 @@ def test_every_action_has_a_pure_part_and_an_io_part_of_the_kind_its_traits_say(
         assert isinstance(io_parts.additional(action), io_base.Additional)
 
 
-def test_the_default_cooldowns_are_the_mutating_actions_traits() -> None:
+def test_the_default_cooldowns_are_the_mutating_actions_traits_and_the_heap_dumps() -> None:
     cooldowns = settings.Settings().guardrails.cooldown_seconds
-    assert set(cooldowns) == actions.mutating()
+    # heap_dump writes nothing to the workload's spec but runs at most once per cooldown (its claim).
+    assert set(cooldowns) == actions.mutating() | {actions.Action.HEAP_DUMP}
     assert cooldowns[actions.Action.RAISE_MEMORY] == 1800.0
     assert all(seconds > 0 for seconds in cooldowns.values())
 

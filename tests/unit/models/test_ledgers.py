@@ -78,3 +78,17 @@ def test_an_entry_whose_time_has_no_zone_is_refused() -> None:
     entry["at"] = "2026-01-02T03:04:05"
     ledger = ledgers.read(json.dumps([entry]))
     assert ledger.problem is not None and "[0.at]" in ledger.problem and "timezone" in ledger.problem
+
+
+def test_a_silence_id_is_kept_on_its_entry_only() -> None:
+    at = datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
+    raise_entry = ledgers.LedgerEntry(
+        action=settings.Action.RAISE_MEMORY, playbook="p", occurrence="o1", at=at, by="r"
+    )
+    other = raise_entry.model_copy(update={"occurrence": "o2"})
+    updated = ledgers.with_silence([other, raise_entry], raise_entry, "s-1")
+    assert updated is not None
+    assert [e.silence for e in updated] == [None, "s-1"]
+    assert ledgers.load(ledgers.dump(updated))[1].silence == "s-1"
+    assert ledgers.with_silence(updated, raise_entry, "s-1") is None  # already there: nothing to write
+    assert ledgers.with_silence([other], raise_entry, "s-1") is None  # pushed out of the bounded ledger
