@@ -48,6 +48,7 @@ EMOJI = {
     "cyclone": "🌀",
     "calendar": "📅",
     "chart_with_upwards_trend": "📈",
+    "mute": "🔇",
 }
 
 STYLE = """
@@ -81,7 +82,14 @@ a { color: #1264a3; text-decoration: none; }
 
 def mrkdwn(text: str) -> str:
     """Slack's mrkdwn (the subset the renderer writes) as HTML; `text` is already mrkdwn-escaped."""
-    out = text
+    # Code blocks first: nothing inside them is formatted (Slack shows them verbatim, monospaced).
+    blocks_found: list[str] = []
+
+    def keep(match: re.Match[str]) -> str:
+        blocks_found.append(match.group(1))
+        return f"\x00{len(blocks_found) - 1}\x00"
+
+    out = re.sub(r"```\n?(.*?)\n?```", keep, text, flags=re.DOTALL)
     out = re.sub(r"<!date\^\d+\^[^|>]*\|([^>]*)>", r"\1", out)
     out = re.sub(r"<(https?://[^|>]+)\|([^>]+)>", r'<a href="\1">\2</a>', out)
     out = re.sub(r":([a-z_]+):", lambda m: EMOJI.get(m.group(1), m.group(0)), out)
@@ -90,7 +98,8 @@ def mrkdwn(text: str) -> str:
     lines = []
     for line in out.split("\n"):
         lines.append(f"<blockquote>{line[1:]}</blockquote>" if line.startswith(">") else line)
-    return "\n".join(lines)
+    joined = "\n".join(lines)
+    return re.sub(r"\x00(\d+)\x00", lambda m: f"<pre>{blocks_found[int(m.group(1))]}</pre>", joined)
 
 
 def plain(text: str) -> str:
@@ -158,13 +167,22 @@ def cases() -> list[tuple[str, blocks.Message, list[tuple[str, blocks.Message]]]
     first = previews["OOMKilled: memory limit raised"]
     replies = [
         (title, blocks.render(previews[title], in_thread=True))
-        for title in ("Verification passed (in the thread)", "Resolved (in the thread)")
+        for title in (
+            "Silenced in Alertmanager (in the thread)",
+            "Diagnostics: previous log (in the thread)",
+            "Verification passed (in the thread)",
+            "Resolved (in the thread)",
+        )
     ]
     failing = [
         (
             "Verification failed (in the thread)",
             blocks.render(previews["Verification failed (in the thread)"], in_thread=True),
-        )
+        ),
+        (
+            "Silence expired early (in the thread)",
+            blocks.render(previews["Silence expired early (in the thread)"], in_thread=True),
+        ),
     ]
     storm = [
         samples.notice(
@@ -196,7 +214,7 @@ def cases() -> list[tuple[str, blocks.Message, list[tuple[str, blocks.Message]]]
             [],
         ),
         (
-            "OOMKilled → memory limit raised, then verified and resolved (thread)",
+            "OOMKilled → memory limit raised, silenced, previous log grepped, then verified and resolved (thread)",
             blocks.render(first),
             replies,
         ),
@@ -228,7 +246,8 @@ def render_html() -> str:
         '<p class="lead">Rendered from <code>responder/notifiers/blocks.py</code> by '
         "<code>docs/render_slack_preview.py</code>. Each case is one Block Kit message as posted with "
         "<code>chat.postMessage</code>; follow-ups appear in the incident's thread. Buttons link to the alert's "
-        "source, its runbook and a prefilled Alertmanager silence.</p>",
+        "source, its runbook and a prefilled Alertmanager silence; the silence the service creates itself after a "
+        "mitigation is linked in the thread.</p>",
     ]
     for title, message, replies in cases():
         body.append(f'<div class="case"><h2>{html.escape(title)}</h2>{draw_message(message, time="09:30")}')

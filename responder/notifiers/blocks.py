@@ -15,7 +15,7 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from responder.logic import analysing
+from responder.logic import analysing, excerpting
 from responder.models import actions, analyses, decisions, notices, quantities
 
 __all__ = [
@@ -82,6 +82,7 @@ _KIND_EMOJI = {
     notices.NoticeKind.ESCALATION: ":rotating_light:",
     notices.NoticeKind.BREAKER: ":octagonal_sign:",
     notices.NoticeKind.FOLLOW_UP: ":calendar:",
+    notices.NoticeKind.SILENCE: ":mute:",
 }
 
 _GUARDRAIL_WORDS = {
@@ -177,6 +178,14 @@ def _what_happened(notice: notices.Notice) -> str:
         return "needs a human"
     if kind is notices.NoticeKind.FOLLOW_UP:
         return "after the mitigation"
+    if kind is notices.NoticeKind.SILENCE:
+        if notice.silence_id is None:
+            return "not silenced"
+        # The quieter's lines: "silenced ..." when created; "silence <id> expired early: ..." / "... had already
+        # ended" when the mitigation failed.
+        if notice.summary.startswith("silenced "):
+            return "silenced"
+        return "silence NOT expired" if "could not be expired" in notice.summary else "silence expired"
     return "breaker"
 
 
@@ -264,6 +273,18 @@ def _links(notice: notices.Notice) -> list[Block]:
     ]
 
 
+def _silence_link(notice: notices.Notice) -> str | None:
+    """The silence the notice is about, linked to Alertmanager's UI when its URL is known."""
+    if notice.silence_id is None:
+        return None
+    external = notice.event.external_url if notice.event is not None else ""
+    silence_id = escape(notice.silence_id)
+    if external and _is_http(external):
+        url = f"{external.rstrip('/')}/#/silences/{urllib.parse.quote(notice.silence_id, safe='')}"
+        return f":mute: Alertmanager silence <{url}|{silence_id}>"
+    return f":mute: Alertmanager silence `{silence_id}`"
+
+
 def _outcome_line(notice: notices.Notice) -> str | None:
     """The verification outcome, as far as it is known when this notice is sent."""
     if notice.kind is notices.NoticeKind.VERIFICATION:
@@ -339,6 +360,15 @@ def render(notice: notices.Notice, *, in_thread: bool = False) -> Message:
     why = _why(notice, in_thread=in_thread)
     if why:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": why}})
+    if notice.log_lines:
+        head = "*Previous log*, the last matching lines (redacted):\n"
+        block = excerpting.fence(
+            [escape(line) for line in notice.log_lines], max_chars=MAX_SECTION_CHARS - len(head)
+        )
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": head + block}})
+    silence = _silence_link(notice)
+    if silence:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": silence}]})
     outcome = _outcome_line(notice)
     if outcome:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": outcome}})

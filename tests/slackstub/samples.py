@@ -148,6 +148,39 @@ def previews() -> dict[str, notices.Notice]:
             outcome=decisions.Outcome.DONE,
         ),
         **follow_up_previews(),
+        "Silenced in Alertmanager (in the thread)": notice(
+            notices.NoticeKind.SILENCE,
+            summary="silenced OOMKilled for Deployment payments/checkout until 10:00 UTC (Alertmanager silence "
+            "3f6a2c1e-8b7d-4e52-9a0f-5d1c2b3a4e6f); it is expired early if the mitigation fails",
+            outcome=None,
+            from_value=None,
+            to_value=None,
+            silence_id="3f6a2c1e-8b7d-4e52-9a0f-5d1c2b3a4e6f",
+        ),
+        "Diagnostics: previous log (in the thread)": notice(
+            summary="diagnostics of payments/checkout-7d9f8b6c5-x2x7q",
+            action=settings.Action.CAPTURE_DIAGNOSTICS,
+            from_value=None,
+            to_value=None,
+            detail="container app: running, restarts 3, last terminated OOMKilled (exit 137) at "
+            "2026-03-01T09:27:41Z\nprevious log of app: 14 matching lines (2000 lines, 188412 bytes), the last 5 shown",
+            log_lines=(
+                "2026-03-01T09:27:12Z WARN cache: session store at 480 MiB, possible leak (evictions 0)",
+                "2026-03-01T09:27:30Z WARN heap used 497 MiB of 512 MiB after GC",
+                "2026-03-01T09:27:39Z ERROR POST /orders token=[REDACTED] failed: memory allocation failed",
+                "<--- Last few GCs --->",
+                "FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory",
+            ),
+        ),
+        "Silence expired early (in the thread)": notice(
+            notices.NoticeKind.SILENCE,
+            summary="silence 3f6a2c1e-8b7d-4e52-9a0f-5d1c2b3a4e6f expired early: the rollout of raise_memory "
+            "512Mi → 640Mi on payments/checkout failed",
+            outcome=None,
+            from_value=None,
+            to_value=None,
+            silence_id="3f6a2c1e-8b7d-4e52-9a0f-5d1c2b3a4e6f",
+        ),
         "Resolved (in the thread)": notice(
             notices.NoticeKind.RESOLVED,
             summary="OOMKilled for payments/checkout resolved",

@@ -275,3 +275,28 @@ def test_a_thread_reply_leaves_out_what_the_first_message_shows() -> None:
     standalone = _texts(blocks.render(notice))
     assert "*Namespace*" in standalone
     assert "*Alert:*" in standalone
+
+
+def test_previous_log_lines_are_a_code_block_escaped_and_cut_honestly() -> None:
+    lines = tuple(f"2026-03-01T09:27:{i:02d}Z heap <{i}> & more " + "x" * 200 for i in range(40))
+    message = blocks.render(samples.notice(log_lines=lines), in_thread=True)
+    [section] = [b for b in message.blocks if "text" in b and "Previous log" in b["text"]["text"]]
+    text = section["text"]["text"]
+    assert len(text) <= blocks.MAX_SECTION_CHARS
+    assert text.count("```") == 2
+    assert "&lt;39&gt; &amp; more" in text and "<39>" not in text
+    dropped = int(re.search(r"\[(\d+) earlier lines not shown\]", text).group(1))  # type: ignore[union-attr]
+    assert text.count("heap &lt;") == 40 - dropped
+    assert server.validate_blocks(message.blocks) == []
+
+
+def test_a_silence_notice_links_the_silence_in_alertmanager() -> None:
+    preview = samples.previews()["Silenced in Alertmanager (in the thread)"]
+    message = blocks.render(preview, in_thread=True)
+    assert message.blocks[0]["text"]["text"].endswith("OOMKilled · silenced")
+    context = json.dumps(message.blocks)
+    assert f"{samples.EXTERNAL_URL}/#/silences/{preview.silence_id}" in context
+    expired = blocks.render(samples.previews()["Silence expired early (in the thread)"], in_thread=True)
+    assert expired.blocks[0]["text"]["text"].endswith("OOMKilled · silence expired")
+    not_made = blocks.render(dataclasses.replace(preview, silence_id=None, summary="no silence: down"))
+    assert not_made.blocks[0]["text"]["text"].endswith("OOMKilled · not silenced")
