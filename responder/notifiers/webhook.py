@@ -5,7 +5,10 @@ The edge to any HTTP receiver. Body (version 1), one POST per message, `Content-
     {"version": "1", "digest": false, "notices": [{"kind": "action", "at": "...", "incident": "...",
       "summary": "...", "title": "...", "alert": {...} | null, "target": {...} | null, "playbook": ...,
       "action": ..., "outcome": ..., "reason": ..., "guardrail": ..., "from": ..., "to": ..., "dry_run": ...,
-      "detail": ..., "truncated_alerts": N, "silence_url": ...}]}
+      "detail": ..., "truncated_alerts": N, "silence_url": ..., "log_lines": [...], "silence_id": ...}]}
+
+`log_lines` are the matching lines of the OOM-killed container's previous log (redacted, capped);
+`silence_id` is the Alertmanager silence the service created (or expired) for the incident.
 
 `digest` is true when the outbox batched a storm into one POST. Field values are the same enum values as in
 metrics, ledgers and Events. The URL is a secret (it often embeds a token): it never appears in logs or
@@ -73,6 +76,8 @@ def notice_to_json(notice: notices.Notice) -> dict[str, Any]:
         "detail": notice.detail,
         "truncated_alerts": notice.truncated_alerts,
         "silence_url": blocks.silence_url(event.external_url, event.labels) if event is not None else None,
+        "log_lines": list(notice.log_lines),
+        "silence_id": notice.silence_id,
     }
 
 

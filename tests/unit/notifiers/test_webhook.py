@@ -89,6 +89,17 @@ def test_body_carries_the_notice_model_as_plain_json() -> None:
     assert item["title"] == "CRITICAL · OOMKilled · memory limit raised"
 
 
+def test_previous_log_lines_and_the_silence_id_travel_too() -> None:
+    previews = samples.previews()
+    [diag] = webhook.body([previews["Diagnostics: previous log (in the thread)"]], digest=False)["notices"]
+    assert (
+        diag["log_lines"][-1]
+        == "FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory"
+    )
+    [quiet] = webhook.body([previews["Silenced in Alertmanager (in the thread)"]], digest=False)["notices"]
+    assert (quiet["kind"], quiet["silence_id"]) == ("silence", "3f6a2c1e-8b7d-4e52-9a0f-5d1c2b3a4e6f")
+
+
 def test_guardrail_and_dry_run_fields() -> None:
     (blocked,) = webhook.body([samples.previews()["Blocked by a guardrail"]], digest=False)["notices"]
     assert (blocked["guardrail"], blocked["reason"], blocked["outcome"]) == (
