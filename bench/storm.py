@@ -167,6 +167,17 @@ async def _variant(
     }
 
 
+async def _pods_gone(api: Any, namespace: str, *, timeout_seconds: float) -> None:
+    from kubernetes_asyncio import client as k8s  # noqa: PLC0415
+
+    core = k8s.CoreV1Api(api)
+    end = time.perf_counter() + timeout_seconds
+    while time.perf_counter() < end:
+        if not (await core.list_namespaced_pod(namespace, limit=1)).items:
+            return
+        await asyncio.sleep(1.0)
+
+
 async def _run(*, count: int, variants: list[str], workdir: Path) -> list[dict[str, Any]]:
     results = []
     with cluster.plane() as kube:
@@ -177,17 +188,26 @@ async def _run(*, count: int, variants: list[str], workdir: Path) -> list[dict[s
                 namespace = f"bench-storm-{name}"
                 kube.create_namespace(namespace)
                 (workdir / name).mkdir(parents=True, exist_ok=True)
-                results.append(
-                    await _variant(
-                        kube,
-                        api,
-                        name=name,
-                        cache=VARIANTS[name],
-                        namespace=namespace,
-                        count=count,
-                        workdir=workdir,
+                try:
+                    results.append(
+                        await _variant(
+                            kube,
+                            api,
+                            name=name,
+                            cache=VARIANTS[name],
+                            namespace=namespace,
+                            count=count,
+                            workdir=workdir,
+                        )
                     )
-                )
+                except Exception as e:  # the other variant's figures are still worth reporting
+                    if not results:
+                        raise
+                    results.append({"variant": name, "error": f"{type(e).__name__}: {e}"[:500]})
+                    continue
+                # The fake nodes hold ~330 pods: the next variant's 200 need this one's gone.
+                kube.delete_namespace(namespace)
+                await _pods_gone(api, namespace, timeout_seconds=180)
         finally:
             await api.close()
     return results
@@ -201,6 +221,9 @@ def run(*, quick: bool, variants: list[str]) -> dict[str, Any]:
     rows = []
     targets = []
     for raw in raws:
+        if "error" in raw:
+            rows.append({"name": f"[{raw['variant']}] did not complete", "value": raw["error"]})
+            continue
         dups = raw["duplicates"]
         dup_total = dups["extra_entries_per_occurrence"] + dups["workloads_with_more_than_one_write"]
         raw["duplicate_total"] = dup_total
@@ -267,6 +290,7 @@ def run(*, quick: bool, variants: list[str]) -> dict[str, Any]:
         "notes": [
             f"[{raw['variant']}] requests by verb and resource, first send → settled: {raw['requests_by_verb_and_resource']}"
             for raw in raws
+            if "error" not in raw
         ],
         "raw": raws,
         "targets": targets,
