@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from responder import metrics as metrics_mod
-from responder.engine import reporting, verifying
+from responder.engine import quieting, reporting, verifying
 from responder.kube import client, errors, events, fetching, patching, threads
 from responder.kube import follow_ups as store_mod
 from responder.logic import following, guarding, planning
@@ -141,6 +141,10 @@ _ANALYSIS_WINDOW = datetime.timedelta(hours=6)
 _RESTARTABLE = actions.traits_of(actions.Action.SCHEDULED_RESTART).kinds
 
 
+def _entries_of(workload: client.Body) -> list[ledgers.LedgerEntry]:
+    return ledgers.load(((workload.get("metadata") or {}).get("annotations") or {}).get(ledgers.ANNOTATION))
+
+
 def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
@@ -170,6 +174,7 @@ class Following:
         clock: Clock = _utcnow,
         memory: MemoryReader | None = None,
         guard: Callable[..., decisions.Decision] = guarding.guard,
+        quieter: quieting.Quieter | None = None,
     ) -> None:
         self.settings = settings
         self.config = settings.follow_up
@@ -183,6 +188,8 @@ class Following:
         self.clock = clock
         self.memory = memory
         self.guard = guard
+        self.quieter = quieter
+        """Expires a mitigation's Alertmanager silence when its verdict or taken-over verification fails."""
         self._working: dict[str, asyncio.Task[None]] = {}
         self._held: set[tuple[str, datetime.datetime]] = set()
         self._previous: dict[tuple[str, str], follow_ups.FollowUp | None] = {}
@@ -697,7 +704,9 @@ class Following:
             first = confirmed
         record: follow_ups.FollowUp | None = first
         if first.verification is not None:
-            await self._verify(first, first.verification, taken_over_from=job.taken_over_from)
+            await self._verify(
+                first, first.verification, workload=workload, taken_over_from=job.taken_over_from
+            )
             record = await self._reread(target)
             workload = await fetching.read_optional(self.kube, fetching.workload_path(target)) or workload
         if record is not None and record.schedule is not None and record.schedule.stopped is None:
@@ -917,6 +926,10 @@ class Following:
             if verdict.kind is follow_ups.VerdictKind.FAILED
             else notices.NoticeKind.FOLLOW_UP
         )
+        if verdict.kind is follow_ups.VerdictKind.FAILED:
+            detail += await self._expire_silence(
+                record, entries, why=f"the {label} verdict found {target.key} OOM-killed again"
+            )
         closed: bool | None = None
         if final:
             closed, text = following.closing_summary(final[0])
@@ -1276,6 +1289,7 @@ class Following:
         record: follow_ups.FollowUp,
         verification: follow_ups.Verification,
         *,
+        workload: client.Body,
         taken_over_from: str | None,
     ) -> None:
         target = record.target
@@ -1307,6 +1321,11 @@ class Following:
         if taken_over_from:
             detail += f" Picked up by {self.identity} after {taken_over_from} stopped following it."
         failed = verdict.outcome is decisions.Outcome.FAILED
+        if failed:
+            # The mitigation did not take: the alert must be heard again now, not at the silence's end.
+            detail += await self._expire_silence(
+                record, _entries_of(workload), why=f"the rollout of {verification.summary} failed"
+            )
         if failed:
             self.metrics.actions.labels(
                 record.playbook, verification.action.value, decisions.Outcome.FAILED.value
@@ -1388,6 +1407,30 @@ class Following:
         if still == [True]:
             return f" Reverted to {verification.from_value}."
         return " Not reverted: the limit was changed since the raise."
+
+    async def _expire_silence(
+        self, record: follow_ups.FollowUp, entries: Sequence[ledgers.LedgerEntry], *, why: str
+    ) -> str:
+        """End the Alertmanager silence the mitigation earned (best effort: Alertmanager down changes
+        nothing but this sentence); the sentence for the notice, empty when there is no silence."""
+        silence_id = next(
+            (
+                entry.silence
+                for entry in entries
+                if entry.occurrence == record.incident and entry.action is record.action and entry.silence
+            ),
+            None,
+        )
+        if silence_id is None or self.quieter is None:
+            return ""
+        try:
+            line = await self.quieter.expire(silence_id, why=why)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # an optional part: the verdict stands whatever Alertmanager says
+            logger.warning("follow-up of %s: silence %s not expired: %s", record.target.key, silence_id, e)
+            line = f"silence {silence_id} could not be expired ({e}); it ends on its own at its end time"
+        return f" Alertmanager: {line}."
 
     # ---- reporting --------------------------------------------------------------------------------------------
 

@@ -159,6 +159,8 @@ class Processor:
             dry_run=self.dry_run,
             may_write_in=self._may_write_in,
         )
+        # Alertmanager silences after mitigations (a no-op without alertmanager.url).
+        self.quieter = quieter if quieter is not None else quieting.Quieter.from_settings(settings)
         # What happens after a mitigation (verdicts, restart schedules, the rollout being verified) is kept in
         # Kubernetes by `following`; `serve` starts its poller, which also finishes what a dead replica left.
         self.following = following.Following(
@@ -175,9 +177,8 @@ class Processor:
             clock=clock,
             guard=guard,
             memory=memory,
+            quieter=self.quieter,
         )
-        # Alertmanager silences after mitigations (a no-op without alertmanager.url).
-        self.quieter = quieter if quieter is not None else quieting.Quieter.from_settings(settings)
         self.verifier = verifying.Verifier(
             settings=settings.verification,
             kube=kube,
