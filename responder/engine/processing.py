@@ -34,7 +34,7 @@ from responder import metrics as metrics_mod
 from responder.engine import acting, following, investigating, quieting, reporting, verifying
 from responder.kube import client, errors, fetching, follow_ups
 from responder.kube import state as state_mod
-from responder.logic import guarding, planning, resolving, routing
+from responder.logic import budgeting, guarding, planning, resolving, routing
 from responder.models import (
     actions,
     alerts,
@@ -504,4 +504,8 @@ class Processor:
             logger.warning("could not count %s in the blast radius: %s", target.key, e.message)
             return
         if transition is not None:
-            self.reporter.breaker(transition, target=target)
+            self.reporter.breaker(
+                transition,
+                target=target,
+                detail=budgeting.describe_transition(transition, settings=self.settings),
+            )

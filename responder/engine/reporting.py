@@ -358,7 +358,9 @@ class Reporter:
             )
         )
 
-    def breaker(self, transition: cluster_state.BreakerTransition, *, target: targets.Target) -> None:
+    def breaker(
+        self, transition: cluster_state.BreakerTransition, *, target: targets.Target, detail: str
+    ) -> None:
         if self.muted:
             return
         self.notifiers.notify(
@@ -370,5 +372,6 @@ class Reporter:
                 target=target,
                 guardrail=decisions.Guardrail.BLAST_RADIUS,
                 dry_run=self.dry_run,
+                detail=detail,
             )
         )

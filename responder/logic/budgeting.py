@@ -16,6 +16,7 @@ __all__ = [
     "available_tokens",
     "check_cluster",
     "close_breaker",
+    "describe_transition",
     "is_breaker_open",
     "note_workload",
     "paused_block",
@@ -116,6 +117,10 @@ def note_workload(
     if cluster.breaker_open and _is_quiet(cluster, now=now, settings=settings):
         cluster = close_breaker(cluster, now=now)
         transition = cluster_state.BreakerTransition.CLOSED
+    elif cluster.breaker_close_unannounced and not cluster.breaker_open:
+        # Closed by `resume` in another process (the CLI), which notifies nobody: said here, once.
+        cluster = cluster.model_copy(update={"breaker_close_unannounced": False})
+        transition = cluster_state.BreakerTransition.CLOSED
     horizon = now - datetime.timedelta(seconds=blast.window_seconds)
     workloads = {name: seen for name, seen in cluster.workloads.items() if seen > horizon}
     last_new = cluster.last_new_workload_at
@@ -142,9 +147,25 @@ def set_paused(
 ) -> cluster_state.ClusterState:
     state = cluster.model_copy(update={"paused": paused, "paused_by": by, "paused_at": now})
     if not paused and state.breaker_open:
-        # `oom-responder resume` also closes the breaker: a person has looked.
-        state = close_breaker(state, now=now)
+        # `oom-responder resume` also closes the breaker: a person has looked. A replica announces it.
+        state = close_breaker(state, now=now).model_copy(update={"breaker_close_unannounced": True})
     return state
+
+
+def describe_transition(transition: cluster_state.BreakerTransition, *, settings: settings.Settings) -> str:
+    """What the breaker's change means for the humans reading the notice, and what `resume` would do."""
+    blast = settings.guardrails.blast_radius
+    if transition is cluster_state.BreakerTransition.OPENED:
+        return (
+            f"more than {blast.max_workloads} workloads started alerting within {blast.window_seconds:g}s: no "
+            f"replica writes anything until {blast.quiet_seconds:g}s pass without a new one. `oom-responder "
+            f"resume` closes it now and counts afresh: up to {blast.max_workloads} more alerting workloads may "
+            f"then be mitigated before it opens again, so look at the cause first."
+        )
+    return (
+        f"mitigations are allowed again; the breaker opens again when more than {blast.max_workloads} workloads "
+        f"start alerting within {blast.window_seconds:g}s."
+    )
 
 
 # --- blocks ---------------------------------------------------------------------------------------------------

@@ -72,6 +72,9 @@ class ClusterState(pydantic.BaseModel):
     """While open, no replica mutates anything."""
     breaker_since: pydantic.AwareDatetime | None = None
     """When the breaker last opened or closed."""
+    breaker_close_unannounced: bool = False
+    """`oom-responder resume` closed an open breaker and no replica has said so yet: the next one that counts
+    an alerting workload announces it (once: the flag is cleared in the same compare-and-swap)."""
     paused: bool = False
     """Set by `oom-responder pause`: no replica mutates anything until `oom-responder resume`."""
     paused_by: str | None = None

@@ -289,3 +289,36 @@ async def test_paused_nothing_is_written_by_any_replica(
     for replica in fleet:
         assert all("oncall" in notice.detail for notice in replica.refusals(Guardrail.PAUSED))
     assert "blocked:paused" in await _event_reasons(kube_api, namespace)
+
+
+async def test_a_breaker_closed_by_resume_is_announced_once_and_the_open_notice_says_what_resume_does(
+    replicas: Any, kube_api: k8s.ApiClient, namespace: str
+) -> None:
+    blast = {"max_workloads": 1, "window_seconds": 300, "quiet_seconds": 600}
+    fleet = [await replicas(blast_radius=blast) for _ in range(2)]
+    names = ["a", "b", "c"]
+    pods = await support.stage_oom_killed(kube_api, namespace, names)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def items(name: str) -> list[work.WorkItem]:
+        body = support.oom_payload([(namespace, pods[name]["metadata"]["name"])], starts_at=now)
+        return support.work_items(body, config=fleet[0].processor.settings)
+
+    await fleet[0].handle_all(items("a"))
+    await fleet[0].handle_all(items("b"))  # two workloads alerting: more than one opens the breaker
+    [opened] = fleet[0].recorder.of_kind(notices.NoticeKind.BREAKER)
+    assert "opened" in opened.summary
+    assert "`oom-responder resume` closes it now and counts afresh" in opened.detail
+
+    await fleet[1].store.resume(by="on-call", now=datetime.datetime.now(datetime.UTC))  # what the CLI does
+    await asyncio.gather(*(replica.handle_all(items("c")) for replica in fleet))
+
+    closed = [
+        notice
+        for replica in fleet
+        for notice in replica.recorder.of_kind(notices.NoticeKind.BREAKER)
+        if "closed" in notice.summary
+    ]
+    assert len(closed) == 1
+    assert "mitigations are allowed again" in closed[0].detail
+    assert raises(await support.ledger_of(kube_api, namespace, "c"))

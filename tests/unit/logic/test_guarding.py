@@ -869,3 +869,19 @@ def test_an_unreadable_ledger_counts_as_the_cap_reached_naming_the_annotation(ra
     assert decision.detail.endswith("counted as the cap reached, humans must look")
     # Escalations and diagnostics write nothing: they still go out.
     assert run_guard(make_plan(action=Action.ESCALATE), snapshot=snapshot).allowed
+
+
+def test_a_breaker_closed_by_resume_is_announced_by_the_next_count_only() -> None:
+    config = settings.Settings.model_validate({"guardrails": {"blast_radius": {"max_workloads": 1}}})
+    state = cluster_state.ClusterState()
+    state, _ = budgeting.note_workload(state, key="a", now=T0, settings=config)
+    state, opened = budgeting.note_workload(state, key="b", now=T0, settings=config)
+    assert opened is cluster_state.BreakerTransition.OPENED
+
+    resumed = budgeting.set_paused(state, paused=False, by="on-call", now=T0)
+    state, first = budgeting.note_workload(resumed, key="c", now=T0, settings=config)
+    _, second = budgeting.note_workload(state, key="c", now=T0, settings=config)
+
+    assert (resumed.breaker_open, first, second) == (False, cluster_state.BreakerTransition.CLOSED, None)
+    said = budgeting.describe_transition(cluster_state.BreakerTransition.OPENED, settings=config)
+    assert "`oom-responder resume` closes it now and counts afresh: up to 1 more" in said
