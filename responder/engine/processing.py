@@ -158,6 +158,7 @@ class Processor:
             identity=self.identity,
             dry_run=self.dry_run,
             may_write_in=self._may_write_in,
+            repeat_window_seconds=settings.notifiers.repeat_window_seconds,
         )
         # Alertmanager silences after mitigations (a no-op without alertmanager.url).
         self.quieter = quieter if quieter is not None else quieting.Quieter.from_settings(settings)

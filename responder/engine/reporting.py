@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+import cachetools
+
 from responder import metrics as metrics_mod
 from responder.kube import client, events
 from responder.logic import analysing
@@ -48,6 +50,13 @@ _PASSING_GUARDRAILS = frozenset(
     {decisions.Guardrail.BUDGET, decisions.Guardrail.BLAST_RADIUS, decisions.Guardrail.PAUSED}
 )
 
+_QUIETED_OUTCOMES = frozenset(
+    {decisions.Outcome.BLOCKED, decisions.Outcome.FAILED, decisions.Outcome.SKIPPED}
+)
+"""Refusals: said once per workload, action and reason within `notifiers.repeat_window_seconds`."""
+
+_REMEMBERED_REFUSALS = 10_000
+
 _ESCALATING_GUARDRAILS = frozenset({decisions.Guardrail.CAP, decisions.Guardrail.CEILING})
 
 _WARNING_OUTCOMES = frozenset(
@@ -76,6 +85,9 @@ class Run:
     """An outcome that may change soon (API trouble, a PDB, budget, breaker, pause): take the next delivery."""
     analysis: analyses.Analysis | None = None
     """The workload's memory history, when Prometheus is configured (investigation stage)."""
+
+    quieted: set[tuple[settings.Action, decisions.Outcome]] = dataclasses.field(default_factory=set)
+    """Outcomes of this run not re-sent (a repeat within the window): their Events are not written either."""
 
     def analysis_line(self, plan: decisions.Plan | None = None) -> str | None:
         """The analysis in one line; for a memory raise, with the hours the new limit buys a leak."""
@@ -117,6 +129,7 @@ class Reporter:
         identity: str,
         dry_run: bool,
         may_write_in: Callable[[str], bool] = lambda namespace: True,
+        repeat_window_seconds: float = 0.0,
         muted: bool = False,
     ) -> None:
         """`may_write_in(namespace)`: whether the service may write there at all (Events included)."""
@@ -127,7 +140,12 @@ class Reporter:
         self.identity = identity
         self.dry_run = dry_run
         self.may_write_in = may_write_in
+        self.repeat_window_seconds = repeat_window_seconds
         self.muted = muted
+        # (where, action, outcome, reason, guardrail) → (when last sent, repeats not sent since); bounded.
+        self._sent: cachetools.LRUCache[tuple[str, ...], tuple[datetime.datetime, int]] = cachetools.LRUCache(
+            maxsize=_REMEMBERED_REFUSALS
+        )
 
     def muted_copy(self) -> Reporter:
         """A reporter that says nothing (previews)."""
@@ -139,6 +157,7 @@ class Reporter:
             identity=self.identity,
             dry_run=self.dry_run,
             may_write_in=self.may_write_in,
+            repeat_window_seconds=self.repeat_window_seconds,
             muted=True,
         )
 
@@ -164,13 +183,22 @@ class Reporter:
             return
         self.metrics.actions.labels(run.playbook, action.value, outcome.value).inc()
         self.metrics.action_duration.labels(action.value).observe(time.monotonic() - run.started)
+        where = run.target.key if run.target else f"{run.event.namespace}/{run.event.pod}"
+        repeats = self._repeats(where, action, outcome, decision)
+        if repeats is None:
+            run.quieted.add((action, outcome))
+            logger.debug("%s on %s: %s again, not re-sent", action.value, where, outcome.value)
+            return
+        if repeats:
+            decision = dataclasses.replace(
+                decision, detail=f"{decision.detail} ({repeats} more like this since the last notice)".strip()
+            )
         if kind is None:
             kind = (
                 notices.NoticeKind.ACTION
                 if outcome in (decisions.Outcome.DONE, decisions.Outcome.WOULD_DO)
                 else notices.NoticeKind.REFUSAL
             )
-        where = run.target.key if run.target else f"{run.event.namespace}/{run.event.pod}"
         text = summary or f"{action.value} on {where}: {outcome.value} ({decision.reason.value})"
         extra: dict[str, object] = {
             "occurrence_id": run.event.occurrence_id,
@@ -227,6 +255,22 @@ class Reporter:
             )
         )
 
+    def _repeats(
+        self, where: str, action: settings.Action, outcome: decisions.Outcome, decision: decisions.Decision
+    ) -> int | None:
+        """None when this refusal repeats one sent within the window (counted, not sent); else how many
+        repeats were not sent before it. Storms and Alertmanager's repeats must not bury the on-call."""
+        if outcome not in _QUIETED_OUTCOMES or self.repeat_window_seconds <= 0:
+            return 0
+        key = (where, action.value, outcome.value, decision.reason.value, str(decision.guardrail or ""))
+        now = self.clock()
+        last = self._sent.get(key)
+        if last is not None and (now - last[0]).total_seconds() < self.repeat_window_seconds:
+            self._sent[key] = (last[0], last[1] + 1)
+            return None
+        self._sent[key] = (now, 0)
+        return last[1] if last is not None else 0
+
     async def record_event(
         self,
         run: Run,
@@ -242,6 +286,8 @@ class Reporter:
         """A Kubernetes Event on the workload (best effort; none before the workload is known, and none in a
         namespace the service is told not to act in: an Event is a write too)."""
         if run.target is None or self.muted or not self.may_write_in(run.target.namespace):
+            return
+        if (action, outcome) in run.quieted:
             return
         label = guardrail.value if guardrail is not None else reason.value
         line = run.analysis_line(plan)

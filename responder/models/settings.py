@@ -639,6 +639,10 @@ class WebhookNotifierSettings(schemas.Frozen):
 class NotifierSettings(schemas.Frozen):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     webhooks: list[WebhookNotifierSettings] = Field(default_factory=list)
+    repeat_window_seconds: float = Field(600, ge=0)
+    """A refusal (blocked, failed or skipped) for the same workload, action and reason is notified, and
+    recorded as an Event, once per this many seconds; repeats within it (Alertmanager's repeats, a storm) are
+    counted and the count is given with the next one. 0 sends every one."""
 
 
 class LoggingSettings(schemas.Frozen):

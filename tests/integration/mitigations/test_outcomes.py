@@ -153,3 +153,21 @@ async def test_nothing_is_written_into_an_excluded_namespace_not_even_an_event(
     assert await _our_events(kube_api, namespace) == []
     after = await read_deployment(kube_api, namespace, "web")
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+
+async def test_a_refusal_repeated_by_alertmanager_is_notified_once_and_counted(
+    kube_api: client.ApiClient, namespace: str, responder_factory: Any
+) -> None:
+    responder: Responder = await responder_factory()
+    await incidents.create_deployment(kube_api, namespace, "web", replicas=1)
+    labels = await oom_labels(kube_api, namespace, "web", 1)
+    await incidents.create_resource_quota(kube_api, namespace, hard={"limits.memory": "200Mi"})
+
+    for starts_at in ("2026-03-01T11:00:00Z", "2026-03-01T11:05:00Z", "2026-03-01T11:10:00Z"):
+        assert (await responder.post("OOMKilled", labels, starts_at=starts_at))["accepted"] == 1
+
+    refusals = [n for n in responder.notifier.notices if n.reason is decisions.Reason.QUOTA_REFUSED]
+    assert len(refusals) == 1
+    assert responder.count("oom-raise-memory", "raise_memory", "failed") == 3
+    events = [e for e in await _our_events(kube_api, namespace) if e["reason"] == "failed:quota_refused"]
+    assert len(events) == 1

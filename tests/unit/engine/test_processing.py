@@ -158,3 +158,29 @@ async def test_the_preview_names_the_guardrail_that_would_block() -> None:
 
     assert found.decision.guardrail is decisions.Guardrail.OPT_OUT
     assert all(req.method == "GET" for req in api.requests)
+
+
+async def test_a_refusal_repeated_within_the_window_is_counted_not_notified_again() -> None:
+    api = cluster.seeded()
+    api.refuse("POST", "/api/v1/namespaces/shop/pods", 403, "exceeded quota: compute", times=3)
+    r = cluster.responder(api, cluster.config())
+
+    for minutes in (0, 1, 11):
+        r.clock.now = cluster.NOW + cluster.datetime.timedelta(minutes=minutes)
+        api.put_object(
+            cluster.POD, cluster.oom_killed_pod(at=r.clock.now - cluster.datetime.timedelta(seconds=5))
+        )
+        await r.processor.handle(r.item())
+
+    refusals = [n for n in r.notices.told if n.reason is decisions.Reason.QUOTA_REFUSED]
+    assert len(refusals) == 2  # the first, and the first after the 600 s window
+    assert refusals[1].detail.endswith("(1 more like this since the last notice)")
+    assert (
+        r.sample(
+            "oom_responder_actions_total", {"playbook": "pb", "action": "raise_memory", "result": "failed"}
+        )
+        == 3
+    )
+    assert (
+        len([e for e in api.sent("POST", cluster.EVENTS) if e.body["reason"] == "failed:quota_refused"]) == 2
+    )
