@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from responder import metrics as metrics_mod
-from responder.engine import following, investigating, processing
+from responder.engine import investigating, measuring, processing
 from responder.kube import client, state
 from responder.models import settings, work
 
@@ -67,13 +67,13 @@ def processor_on(
     )
 
 
-def _memory(config: settings.Settings, metrics: metrics_mod.Metrics) -> following.PrometheusMemory | None:
+def _memory(config: settings.Settings, metrics: metrics_mod.Metrics) -> measuring.PrometheusMemory | None:
     """Verdicts read memory from Prometheus when one is configured (else from the pods' state alone)."""
     if config.prometheus.url is None:
         return None
     from responder import config as config_mod  # noqa: PLC0415 - secrets are read when the command runs
 
-    return following.PrometheusMemory(
+    return measuring.PrometheusMemory(
         config.prometheus,
         authorization=config_mod.prometheus_authorization(config.prometheus),
         metrics=metrics,

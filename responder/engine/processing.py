@@ -31,7 +31,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 
 from responder import metrics as metrics_mod
-from responder.engine import acting, following, investigating, quieting, reporting, verifying
+from responder.engine import acting, following, investigating, measuring, quieting, reporting, verifying
 from responder.kube import client, errors, fetching, follow_ups
 from responder.kube import state as state_mod
 from responder.logic import budgeting, guarding, planning, resolving, routing
@@ -129,7 +129,7 @@ class Processor:
         identity: str | None = None,
         own_namespace: str | None = None,
         retry_on_next_delivery: Callable[[work.WorkItem], None] | None = None,
-        memory: following.MemoryReader | None = None,
+        memory: measuring.MemoryReader | None = None,
         investigator: investigating.Investigator | None = None,
         quieter: quieting.Quieter | None = None,
     ) -> None:

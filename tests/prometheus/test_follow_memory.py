@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from responder import metrics as metrics_mod
-from responder.engine import following as engine_following
+from responder.engine import measuring
 from responder.logic import following
 from responder.models import follow_ups, settings, targets
 from tests.promstack import scenarios
@@ -31,9 +31,9 @@ POD: dict[str, Any] = {
 }
 
 
-def memory_reader(url: str) -> engine_following.PrometheusMemory:
+def memory_reader(url: str) -> measuring.PrometheusMemory:
     config = settings.PrometheusSettings(url=url, timeout_seconds=10)
-    return engine_following.PrometheusMemory(config, authorization=None, metrics=metrics_mod.Metrics())
+    return measuring.PrometheusMemory(config, authorization=None, metrics=metrics_mod.Metrics())
 
 
 def verdict_with(reading: follow_ups.MemoryReading | None, *, until: datetime.datetime) -> follow_ups.Verdict:
