@@ -5,8 +5,9 @@ notifiers, memory reader, quieter) and the steps all jobs share: the compare-and
 (the replica whose commit changed it, and no other, reports the step), re-reading a record, the workload's
 pods, the optional memory reading, keeping a claim alive, expiring a silence, and reporting an outcome (a
 notice, a Kubernetes Event, a log line). The jobs (`recording`, `judging`, `restarting`, `resuming`) and the
-poller (`following`) build on it. It decides nothing (`responder.logic.following` does), never swallows
-`CancelledError` and never catches `ApiException` (only `responder.kube.errors`).
+poller (`following`) build on it. It decides nothing (`responder.logic.following`, `verdicts` and
+`schedules` do), never swallows `CancelledError` and never catches `ApiException` (only
+`responder.kube.errors`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from responder import metrics as metrics_mod
 from responder.engine import measuring, quieting
 from responder.kube import client, errors, events, threads
 from responder.kube import follow_ups as store_mod
-from responder.logic import following, guarding
+from responder.logic import following, guarding, verdicts
 from responder.models import cluster_state, decisions, follow_ups, ledgers, notices, settings, targets
 
 __all__ = ["Announcing", "Clock", "Notifier", "StateStore", "ledger_entries"]
@@ -264,7 +265,7 @@ class Announcing:
         )
 
     async def _closing_event(self, record: follow_ups.FollowUp) -> None:
-        closed, text = following.closing_summary(record)
+        closed, text = verdicts.closing_summary(record)
         if closed:
             await self._event(
                 record, verb="close", reason="closed", note=f"incident closed: {text}", warning=False

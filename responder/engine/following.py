@@ -16,8 +16,8 @@ died after its write and before its commit is finished by the next replica, late
 `Following` is the whole of it as the engine sees it; this module only polls, claims, and runs a claimed
 record's steps in order. The steps are the jobs of `recording` (records around a mitigation), `judging`
 (verdicts, the end of a follow-up), `restarting` (scheduled restarts) and `resuming` (work another replica
-left); `announcing` holds what they share and reports. Nothing here decides (`responder.logic.following`),
-writes a workload or reports an outcome itself.
+left); `announcing` holds what they share and reports. Nothing here decides (`responder.logic.following`,
+`verdicts`, `schedules`), writes a workload or reports an outcome itself.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Taking a follow-up's verdict at a horizon, and ending a follow-up (closed, not closed, workload gone).
 
 Stage: follow (runbook RB-010 Step 6). A due verdict reads the workload's pods and, when configured,
-Prometheus; `responder.logic.following.judge` decides; the verdict goes into the ledger entry and the
+Prometheus; `responder.logic.verdicts.judge` decides; the verdict goes into the ledger entry and the
 record (compare-and-swap), then into a notice, an Event and the metric, said once. A failed verdict expires
 the mitigation's Alertmanager silence (best effort). This module never restarts a workload and never
 follows a rollout.
@@ -14,7 +14,7 @@ import logging
 from responder.engine import announcing
 from responder.kube import client, errors, patching
 from responder.kube import follow_ups as store_mod
-from responder.logic import following
+from responder.logic import following, schedules, verdicts
 from responder.models import decisions, follow_ups, ledgers, notices
 
 __all__ = ["Judging"]
@@ -59,7 +59,7 @@ class Judging(announcing.Announcing):
         applied, _ = await self._commit(record.target, change)
         if not applied or not record.horizons:
             return
-        closed, text = following.closing_summary(record)
+        closed, text = verdicts.closing_summary(record)
         if closed:
             self._notify(
                 record,
@@ -89,7 +89,7 @@ class Judging(announcing.Announcing):
             logger.warning("follow-up of %s: pods unreadable: %s", target.key, e.message)
             pods, readable = [], None
         memory = await self._read_memory_between(target, record.container, since=record.acted_at, until=now)
-        verdict, counts = following.judge(
+        verdict, counts = verdicts.judge(
             record=record,
             horizon=horizon,
             workload=readable,
@@ -108,7 +108,7 @@ class Judging(announcing.Announcing):
                 await patching.update_ledger(
                     self.kube,
                     target,
-                    lambda current: following.with_verdict(
+                    lambda current: verdicts.with_verdict(
                         current, incident=record.incident, label=label, kind=verdict.kind
                     ),
                     attempts=patching.LEDGER_WRITE_ATTEMPTS,
@@ -130,7 +130,7 @@ class Judging(announcing.Announcing):
                 if existing.due_at == horizon.due_at and existing.verdict is None:
                     horizons[index] = existing.model_copy(update={"verdict": verdict})
                     updated = current.model_copy(update={"horizons": tuple(horizons), "restarts": counts})
-                    updated, _ = following.after_verdict(updated, verdict.kind, now=now)
+                    updated, _ = schedules.after_verdict(updated, verdict.kind, now=now)
                     if following.is_finished(updated):
                         # The last verdict, nothing else pending: the record ends in the same write, and
                         # this verdict's notice closes the incident (or says why it is not closed).
@@ -160,7 +160,7 @@ class Judging(announcing.Announcing):
             )
         closed: bool | None = None
         if final:
-            closed, text = following.closing_summary(final[0])
+            closed, text = verdicts.closing_summary(final[0])
             if closed:
                 summary += f". Incident closed: {text}"
                 detail += " Every verdict was stable: the runbook's Step 6 success criteria are met."

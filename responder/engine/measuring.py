@@ -3,7 +3,7 @@
 Stage: follow. `MemoryReader` is what the verdict code asks for; `PrometheusMemory` answers it over the
 Prometheus reader and the classifier (runbook Step 3). Prometheus is optional: an analysis that cannot say
 reads as None and the verdict rests on the pod state. This module reads Prometheus only; it never touches
-Kubernetes, never decides a verdict (`responder.logic.following`) and never reports.
+Kubernetes, never decides a verdict (`responder.logic.verdicts`) and never reports.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import datetime
 from typing import Protocol
 
 from responder import metrics as metrics_mod
-from responder.logic import following
+from responder.logic import verdicts
 from responder.models import follow_ups, settings, targets
 from responder.prometheus import reading
 
@@ -82,4 +82,4 @@ class PrometheusMemory:
             container=container,
             now=until.timestamp(),
         )
-        return following.reading_from_analysis(analysis)
+        return verdicts.reading_from_analysis(analysis)

@@ -19,7 +19,7 @@ from typing import Any
 from responder.engine import announcing, reporting
 from responder.kube import client, errors
 from responder.kube import follow_ups as store_mod
-from responder.logic import following, planning
+from responder.logic import following, planning, schedules
 from responder.logic.actions import raise_memory
 from responder.models import actions, follow_ups, mutations, targets
 
@@ -215,7 +215,7 @@ class Recording(announcing.Announcing):
         try:
             # No LIST of the pods here (a mitigation costs no extra request for it): the alerted pod's restart
             # counts were kept ahead of the write, and a pod older than the mitigation seen first at a
-            # verdict is counted from that look on (`following.judge`).
+            # verdict is counted from that look on (`responder.logic.verdicts.judge`).
             record = await self._record_for(
                 run,
                 mutation=mutation,
@@ -370,8 +370,8 @@ class Recording(announcing.Announcing):
                 )
             time_to_oom = reading.time_to_oom_seconds if reading is not None else None
             if time_to_oom is None:
-                time_to_oom = following.time_to_oom_from_pods(pods, container=container)
-        return following.new_schedule(
+                time_to_oom = schedules.time_to_oom_from_pods(pods, container=container)
+        return schedules.new_schedule(
             options=options,
             playbook=playbook,
             incident=incident,

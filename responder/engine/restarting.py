@@ -14,7 +14,7 @@ import logging
 
 from responder.engine import announcing
 from responder.kube import client, errors, fetching
-from responder.logic import following
+from responder.logic import following, schedules
 from responder.models import cluster_state, decisions, follow_ups, ledgers, settings, targets
 
 __all__ = ["Restarting"]
@@ -29,7 +29,7 @@ class Restarting(announcing.Announcing):
         self, record: follow_ups.FollowUp, schedule: follow_ups.Schedule, workload: client.Body
     ) -> None:
         now = self.clock()
-        stop = following.schedule_stop(schedule, now=now, workload=workload)
+        stop = schedules.schedule_stop(schedule, now=now, workload=workload)
         if stop is not None:
             reason, detail = stop
             await self._stop(record, schedule, reason, detail, workload=workload)
@@ -38,7 +38,7 @@ class Restarting(announcing.Announcing):
             return
         target = record.target
         number = schedule.count + 1
-        occurrence = following.restart_occurrence(schedule, number)
+        occurrence = schedules.restart_occurrence(schedule, number)
         entries = ledgers.load(
             ((workload.get("metadata") or {}).get("annotations") or {}).get(ledgers.ANNOTATION)
         )
@@ -96,7 +96,7 @@ class Restarting(announcing.Announcing):
                 record, schedule, reserved, f"blocked by guardrail {reserved.guardrail}: {reserved.detail}"
             )
             return
-        entry = following.restart_entry(
+        entry = schedules.restart_entry(
             schedule=schedule,
             workload=workload,
             now=now,
@@ -105,7 +105,7 @@ class Restarting(announcing.Announcing):
         )
         try:
             await self.kube.patch(
-                fetching.workload_path(target), following.restart_patch(workload=workload, entry=entry)
+                fetching.workload_path(target), schedules.restart_patch(workload=workload, entry=entry)
             )
         except errors.KubeConflict:
             # The workload changed since it was read: give the token back; the next poll re-reads and retries.
@@ -127,12 +127,12 @@ class Restarting(announcing.Announcing):
     def _restart_refusal(
         self, target: targets.Target, workload: client.Body
     ) -> tuple[decisions.Decision, str] | None:
-        if following.is_scaled_to_zero(workload):
+        if schedules.is_scaled_to_zero(workload):
             return (
                 decisions.Decision.refuse(decisions.Reason.NOT_SCALABLE, "scaled to 0"),
                 "skipped: the workload is scaled to 0, there is nothing to restart",
             )
-        if following.is_paused(workload):
+        if schedules.is_paused(workload):
             return (
                 decisions.Decision.refuse(decisions.Reason.PAUSED_ROLLOUT, "rollout paused"),
                 "skipped: the Deployment's rollout is paused, a restart would not roll out",
@@ -154,10 +154,10 @@ class Restarting(announcing.Announcing):
             s = current.schedule
             if s is None or s.incident != schedule.incident or s.stopped is not None or s.count != number - 1:
                 return None
-            updated = current.model_copy(update={"schedule": following.after_restart(s, now=now)})
+            updated = current.model_copy(update={"schedule": schedules.after_restart(s, now=now)})
             if s.max_count is not None and s.count + 1 >= s.max_count:
                 # The last one: the schedule ends with it, rather than one interval later.
-                updated = following.stop_schedule(updated, follow_ups.StopReason.MAX_COUNT, now=now)
+                updated = schedules.stop_schedule(updated, follow_ups.StopReason.MAX_COUNT, now=now)
             return updated
 
         applied, after = await self._commit(record.target, change)
@@ -257,7 +257,7 @@ class Restarting(announcing.Announcing):
             s = current.schedule
             if s is None or s.incident != schedule.incident or s.stopped is not None:
                 return None
-            stopped = following.stop_schedule(current, reason, now=now)
+            stopped = schedules.stop_schedule(current, reason, now=now)
             if fresh:
                 # The fix shipped (Solution 1): judge the new image from now on, over a fresh series of horizons.
                 stopped = stopped.model_copy(

@@ -17,7 +17,7 @@ import pytest
 
 from responder import metrics as metrics_mod
 from responder.engine import measuring
-from responder.logic import following
+from responder.logic import following, verdicts
 from responder.models import follow_ups, settings, targets
 from tests.promstack import scenarios
 from tests.promstack.plugin import Backfilled
@@ -49,7 +49,7 @@ def verdict_with(reading: follow_ups.MemoryReading | None, *, until: datetime.da
         horizons=following.horizons(acted_at=acted, horizons_seconds=[6 * 3600]),
         restarts={"p/app": 0},
     )
-    verdict, _ = following.judge(
+    verdict, _ = verdicts.judge(
         record=record,
         horizon=record.horizons[0],
         workload=WORKLOAD,

@@ -3,7 +3,7 @@
 Stage: plan. Runbook RB-010 Solution 4 (periodic restarts while the leak is investigated): the schedule is
 carried out beside the mitigation by `responder.engine.actions.scheduled_restart`, which keeps it in the
 workload's follow-up record; its arithmetic (interval from the time to OOM, floor, ceiling, expiry, stops) is
-`responder.logic.following`'s. Each restart it makes later is a `rollout_restart`, guarded at its own time.
+`responder.logic.schedules`. Each restart it makes later is a `rollout_restart`, guarded at its own time.
 """
 
 from __future__ import annotations

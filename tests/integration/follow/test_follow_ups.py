@@ -39,7 +39,7 @@ from responder import metrics as metrics_mod
 from responder.engine import following as engine_following
 from responder.kube import client, errors, state
 from responder.kube import follow_ups as store_mod
-from responder.logic import following
+from responder.logic import following, schedules
 from responder.models import decisions, follow_ups, ledgers, notices, settings, targets
 from tests.integration.guardrails import support
 from tests.kubeplane import incidents
@@ -360,7 +360,7 @@ async def test_a_claim_left_by_a_dead_replica_lapses_and_the_late_verdict_says_s
 
 
 def schedule_for(clock: Clock, created: dict[str, Any], **options: Any) -> follow_ups.Schedule:
-    made, _ = following.new_schedule(
+    made, _ = schedules.new_schedule(
         options=settings.ScheduledRestart(**options),
         playbook="oom-raise-memory",
         incident=INCIDENT,
@@ -407,7 +407,7 @@ async def test_one_restart_per_interval_until_the_max_count_even_across_a_death(
     assert stored is not None and stored.record is not None and stored.record.schedule is not None
     for _ in range(10):  # the controllers write the Deployment's status too: read again on a 409
         workload = await read_deployment(kube_api, namespace, "leaky")  # as the dying replica read it
-        entry = following.restart_entry(
+        entry = schedules.restart_entry(
             schedule=stored.record.schedule,
             workload=workload,
             now=clock(),
@@ -417,7 +417,7 @@ async def test_one_restart_per_interval_until_the_max_count_even_across_a_death(
         try:
             await a.kube.patch(
                 f"/apis/apps/v1/namespaces/{namespace}/deployments/leaky",
-                following.restart_patch(workload=workload, entry=entry),
+                schedules.restart_patch(workload=workload, entry=entry),
             )
             break
         except errors.KubeConflict:

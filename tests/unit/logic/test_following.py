@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from responder.logic import following
+from responder.logic import following, schedules, verdicts
 from responder.models import analyses, follow_ups, ledgers, settings, targets
 
 T0 = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.UTC)
@@ -92,7 +92,7 @@ def judged(
     memory: follow_ups.MemoryReading | None = None,
     workload: dict[str, Any] | None = WORKLOAD,
 ) -> follow_ups.Verdict:
-    verdict, _ = following.judge(
+    verdict, _ = verdicts.judge(
         record=rec,
         horizon=rec.horizons[0],
         workload=workload,
@@ -230,7 +230,7 @@ def test_the_incident_closes_after_the_last_clean_horizon_with_the_peak() -> Non
         h.model_copy(update={"verdict": stable(h.seconds, peak)})
         for h, peak in zip(rec.horizons, [48.0, 61.0, 55.0, 59.0], strict=True)
     )
-    closed, text = following.closing_summary(rec.model_copy(update={"horizons": done}))
+    closed, text = verdicts.closing_summary(rec.model_copy(update={"horizons": done}))
     assert closed
     assert text == "no OOM kills for 48h, peak 61 % of limit"
 
@@ -244,7 +244,7 @@ def test_the_incident_is_not_closed_when_a_verdict_was_not_stable() -> None:
         rec.horizons[0].model_copy(update={"verdict": stable(3600)}),
         rec.horizons[1].model_copy(update={"verdict": failed}),
     )
-    closed, text = following.closing_summary(rec.model_copy(update={"horizons": done}))
+    closed, text = verdicts.closing_summary(rec.model_copy(update={"horizons": done}))
     assert not closed
     assert "1 of 2 verdicts were not stable (6h failed)" in text
 
@@ -258,8 +258,8 @@ def test_time_to_oom_is_the_shortest_lifetime_of_an_oom_killed_container() -> No
         pod("b", oom_started=at(0), oom_finished=at(3 * 3600)),
         pod("c"),
     ]
-    assert following.time_to_oom_from_pods(pods, container="app") == 3 * 3600
-    assert following.time_to_oom_from_pods([pod("c")], container="app") is None
+    assert schedules.time_to_oom_from_pods(pods, container="app") == 3 * 3600
+    assert schedules.time_to_oom_from_pods([pod("c")], container="app") is None
 
 
 @pytest.mark.parametrize(
@@ -299,7 +299,7 @@ def test_time_to_oom_is_the_shortest_lifetime_of_an_oom_killed_container() -> No
 def test_restart_interval_is_fixed_or_derived_from_time_to_oom_within_floor_and_ceiling(
     options: settings.ScheduledRestart, time_to_oom: float | None, interval: float, words: str
 ) -> None:
-    got, how = following.restart_interval(options, time_to_oom_seconds=time_to_oom)
+    got, how = schedules.restart_interval(options, time_to_oom_seconds=time_to_oom)
     assert got == interval
     assert words in how
 
@@ -313,7 +313,7 @@ def test_floor_above_ceiling_is_refused_in_the_config() -> None:
 
 
 def schedule(**options: Any) -> follow_ups.Schedule:
-    made, _ = following.new_schedule(
+    made, _ = schedules.new_schedule(
         options=settings.ScheduledRestart(**options),
         playbook="oom-raise-memory",
         incident="fp@t0",
@@ -325,7 +325,7 @@ def schedule(**options: Any) -> follow_ups.Schedule:
 
 
 def test_a_new_schedule_restarts_one_interval_from_now_until_seven_days() -> None:
-    made, how = following.new_schedule(
+    made, how = schedules.new_schedule(
         options=settings.ScheduledRestart(max_count=10),
         playbook="p",
         incident="fp@t0",
@@ -347,42 +347,42 @@ def test_a_schedule_stops_when_the_image_changes() -> None:
             "template": {"spec": {"containers": [{"name": "app", "image": "shop/web:1.2.3-memleak-fix"}]}},
         },
     }
-    stop = following.schedule_stop(schedule(), now=at(60), workload=workload)
+    stop = schedules.schedule_stop(schedule(), now=at(60), workload=workload)
     assert stop is not None
     assert stop[0] is follow_ups.StopReason.IMAGE_CHANGED
     assert "shop/web:1.2.2 → shop/web:1.2.3-memleak-fix" in stop[1]
 
 
 def test_a_schedule_stops_at_expiry_and_at_max_count_and_on_cancel() -> None:
-    assert following.schedule_stop(schedule(), now=at(7 * 86400), workload=WORKLOAD) == (
+    assert schedules.schedule_stop(schedule(), now=at(7 * 86400), workload=WORKLOAD) == (
         follow_ups.StopReason.EXPIRED,
         "expired after 0 restart(s)",
     )
     counted = schedule(max_count=2).model_copy(update={"count": 2})
-    stop = following.schedule_stop(counted, now=at(60), workload=WORKLOAD)
+    stop = schedules.schedule_stop(counted, now=at(60), workload=WORKLOAD)
     assert stop is not None and stop[0] is follow_ups.StopReason.MAX_COUNT
     cancelled = schedule().model_copy(update={"stop_requested_by": "ops@laptop"})
-    stop = following.schedule_stop(cancelled, now=at(60), workload=WORKLOAD)
+    stop = schedules.schedule_stop(cancelled, now=at(60), workload=WORKLOAD)
     assert stop == (follow_ups.StopReason.CANCELLED, "cancelled by ops@laptop")
-    assert following.schedule_stop(schedule(), now=at(60), workload=WORKLOAD) is None
+    assert schedules.schedule_stop(schedule(), now=at(60), workload=WORKLOAD) is None
 
 
 def test_a_late_restart_does_not_burst_to_catch_up() -> None:
     made = schedule(interval_seconds=100)
-    on_time = following.after_restart(made, now=at(101))
+    on_time = schedules.after_restart(made, now=at(101))
     assert (on_time.count, on_time.next_at) == (1, at(200))
-    late = following.after_restart(made, now=at(1000))
+    late = schedules.after_restart(made, now=at(1000))
     assert (late.count, late.next_at) == (1, at(1100))
 
 
 def test_consecutive_stable_verdicts_stop_the_schedule_and_another_verdict_resets_the_count() -> None:
     rec = record(schedule=schedule(stable_verdicts_to_stop=2))
-    rec, stopped = following.after_verdict(rec, follow_ups.VerdictKind.STABLE, now=at(3600))
+    rec, stopped = schedules.after_verdict(rec, follow_ups.VerdictKind.STABLE, now=at(3600))
     assert not stopped
-    rec, stopped = following.after_verdict(rec, follow_ups.VerdictKind.STILL_LEAKING, now=at(7200))
+    rec, stopped = schedules.after_verdict(rec, follow_ups.VerdictKind.STILL_LEAKING, now=at(7200))
     assert not stopped and rec.schedule is not None and rec.schedule.stable_seen == 0
-    rec, _ = following.after_verdict(rec, follow_ups.VerdictKind.STABLE, now=at(9000))
-    rec, stopped = following.after_verdict(rec, follow_ups.VerdictKind.STABLE, now=at(9600))
+    rec, _ = schedules.after_verdict(rec, follow_ups.VerdictKind.STABLE, now=at(9000))
+    rec, stopped = schedules.after_verdict(rec, follow_ups.VerdictKind.STABLE, now=at(9600))
     assert stopped and rec.schedule is not None and rec.schedule.stopped is follow_ups.StopReason.STABLE
 
 
@@ -453,17 +453,15 @@ def entry(occurrence: str) -> ledgers.LedgerEntry:
 
 def test_a_verdict_is_noted_in_the_mitigations_ledger_entry_once() -> None:
     entries = [entry("other"), entry("fp@t0")]
-    updated = following.with_verdict(
-        entries, incident="fp@t0", label="1h", kind=follow_ups.VerdictKind.STABLE
-    )
+    updated = verdicts.with_verdict(entries, incident="fp@t0", label="1h", kind=follow_ups.VerdictKind.STABLE)
     assert updated is not None
     assert updated[1].verdicts == {"1h": "stable"} and updated[0].verdicts is None
     assert (
-        following.with_verdict(updated, incident="fp@t0", label="1h", kind=follow_ups.VerdictKind.STABLE)
+        verdicts.with_verdict(updated, incident="fp@t0", label="1h", kind=follow_ups.VerdictKind.STABLE)
         is None
     )
     assert (
-        following.with_verdict(entries, incident="gone", label="1h", kind=follow_ups.VerdictKind.STABLE)
+        verdicts.with_verdict(entries, incident="gone", label="1h", kind=follow_ups.VerdictKind.STABLE)
         is None
     )
     assert ledgers.load(ledgers.dump(updated))[1].verdicts == {"1h": "stable"}
@@ -471,11 +469,11 @@ def test_a_verdict_is_noted_in_the_mitigations_ledger_entry_once() -> None:
 
 def test_the_restart_patch_carries_stamp_ledger_entry_and_precondition() -> None:
     made = schedule()
-    new = following.restart_entry(
+    new = schedules.restart_entry(
         schedule=made, workload=WORKLOAD, now=at(21600), identity="replica-a", thread=None
     )
     assert new.occurrence == "fp@t0/restart-1"
-    body = following.restart_patch(workload=WORKLOAD, entry=new)
+    body = schedules.restart_patch(workload=WORKLOAD, entry=new)
     assert body["metadata"]["resourceVersion"] == "7"
     stamp = body["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
     assert stamp == "2026-03-01T18:00:00Z"
@@ -507,13 +505,13 @@ def test_the_prometheus_analysis_becomes_the_verdicts_memory_reading() -> None:
         limit_bytes=200 * 2**20,
         time_to_oom_seconds=7200,
     )
-    reading = following.reading_from_analysis(leak)
+    reading = verdicts.reading_from_analysis(leak)
     assert reading == follow_ups.MemoryReading(
         peak_percent_of_limit=50.0, rising=True, time_to_oom_seconds=7200, pattern="linear_leak"
     )
     flat = analyses.Analysis(pattern=analyses.Pattern.STABLE, reason="", peak_bytes=10, limit_bytes=100)
-    assert following.reading_from_analysis(flat) == follow_ups.MemoryReading(
+    assert verdicts.reading_from_analysis(flat) == follow_ups.MemoryReading(
         peak_percent_of_limit=10.0, rising=False, time_to_oom_seconds=None, pattern="stable"
     )
     unknown = analyses.Analysis(pattern=analyses.Pattern.INSUFFICIENT_DATA, reason="no Prometheus")
-    assert following.reading_from_analysis(unknown) is None
+    assert verdicts.reading_from_analysis(unknown) is None
