@@ -73,7 +73,11 @@ async def test_a_flux_owned_deployment_with_recommend_is_not_written_and_a_human
     await responder.post("OOMKilled", labels)
 
     after = await read_deployment(kube_api, namespace, "web")
-    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    # Nothing written by the service: the spec and its annotations are as they were. (The resourceVersion is no
+    # proof either way: the Deployment controller writes status while the new pod comes up.)
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]
+    assert after["spec"] == before["spec"]
+    assert "oom-responder.io/ledger" not in (after["metadata"].get("annotations") or {})
     assert memory_limit(after) == "128Mi"
     [refusal] = [n for n in responder.notifier.notices if n.reason is decisions.Reason.GITOPS_MANAGED]
     assert "Flux Kustomization flux-system/apps manages this workload" in refusal.detail
