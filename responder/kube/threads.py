@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import cachetools
 
 from responder.kube import client, errors, patching
+from responder.logic import resolving
 from responder.models import ledgers, notices, targets
 
 __all__ = ["ThreadKeeper", "find_thread", "store_thread", "with_thread"]
@@ -27,11 +28,12 @@ logger = logging.getLogger(__name__)
 
 
 def find_thread(entries: Sequence[ledgers.LedgerEntry], occurrence: str) -> str | None:
-    """The thread ts kept for `occurrence` in a ledger, if any. Pure."""
-    for entry in entries:
-        if entry.occurrence == occurrence and entry.thread:
-            return entry.thread
-    return None
+    """The thread ts kept for `occurrence` in a ledger, if any. Pure.
+
+    The one reading is `resolving.thread_of`: `with_thread` writes one ts on every entry of an occurrence, so
+    the first and the newest entry carrying one agree.
+    """
+    return resolving.thread_of(entries, occurrence)
 
 
 def with_thread(
