@@ -138,20 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.analysis", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20 alerts per run instead of 200")
     args = parser.parse_args(argv)
-    started = time.perf_counter()
-    try:
-        data = run(quick=args.quick)
-    except Exception as e:
-        data = {"error": f"{type(e).__name__}: {e}"[:2000], "targets": []}
-        common.write_result(NAME, data, quick=args.quick, started=started)
-        raise
-    path = common.write_result(NAME, data, quick=args.quick, started=started)
-    print(f"wrote {path}")
-    for row in data["rows"]:
-        print(row)
-    for note in data["notes"]:
-        print(note)
-    return 0
+    return common.run_and_report(NAME, run, quick=args.quick)
 
 
 if __name__ == "__main__":

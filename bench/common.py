@@ -23,7 +23,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -393,6 +393,25 @@ def write_result(name: str, data: Mapping[str, Any], *, quick: bool, started: fl
     }
     path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
     return path
+
+
+def run_and_report(name: str, run: Callable[..., Mapping[str, Any]], *, quick: bool) -> int:
+    """Run a benchmark whose result has `rows` and `notes`, write its result file and print them. A failure is
+    written too (the report says why instead of silently lacking a section), then raised."""
+    started = time.perf_counter()
+    try:
+        data = run(quick=quick)
+    except Exception as e:
+        failure = {"error": f"{type(e).__name__}: {e}"[:2000], "targets": []}
+        write_result(name, failure, quick=quick, started=started)
+        raise
+    path = write_result(name, data, quick=quick, started=started)
+    print(f"wrote {path}")
+    for row in data["rows"]:
+        print(row)
+    for note in data["notes"]:
+        print(note)
+    return 0
 
 
 @contextlib.contextmanager

@@ -199,20 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.reaction", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20 alerts instead of 200")
     args = parser.parse_args(argv)
-    started = time.perf_counter()
-    try:
-        data = run(quick=args.quick)
-    except Exception as e:  # the report says why instead of silently lacking a section
-        data = {"error": f"{type(e).__name__}: {e}"[:2000], "targets": []}
-        common.write_result(NAME, data, quick=args.quick, started=started)
-        raise
-    path = common.write_result(NAME, data, quick=args.quick, started=started)
-    print(f"wrote {path}")
-    for row in data["rows"]:
-        print(row)
-    for note in data["notes"]:
-        print(note)
-    return 0
+    return common.run_and_report(NAME, run, quick=args.quick)
 
 
 if __name__ == "__main__":
