@@ -22,9 +22,12 @@ from responder.logic.actions import scheduled_restart
 from responder.models import actions, alerts, decisions, follow_ups, settings, targets
 
 __all__ = [
+    "KindPlan",
     "LabelPlan",
     "LivePlan",
     "add_arguments",
+    "missing_labels_note",
+    "plan_for_kind",
     "plan_from_labels",
     "plan_payload",
     "preview_live",
@@ -85,6 +88,64 @@ def _fits(action: settings.Action, kind: targets.WorkloadKind) -> bool:
     return kind is targets.WorkloadKind.POD or kind in actions.traits_of(action).kinds
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class KindPlan:
+    """What a playbook would do for any target of one kind: the part of a label plan that is not per alert."""
+
+    action: str | None = None
+    fallbacks: tuple[str, ...] = ()
+    additional: tuple[str, ...] = ()
+    schedules: tuple[str, ...] = ()
+    verdicts: str | None = None
+    reason: str | None = None
+    note: str = ""
+
+
+def plan_for_kind(
+    playbook: settings.Playbook, *, kind: targets.WorkloadKind, config: settings.Settings
+) -> KindPlan:
+    """The plan of `playbook` for a target of `kind`, as far as labels tell.
+
+    It depends on nothing else of the alert, so a caller planning many alerts computes it once per
+    (playbook, kind): the service without a cluster does, for every alert it is sent.
+    """
+    main = [spec.action for spec in playbook.actions if actions.traits_of(spec.action).mutating]
+    fitting = [action for action in main if _fits(action, kind)]
+    additional = tuple(
+        spec.action.value for spec in playbook.actions if not actions.traits_of(spec.action).mutating
+    )
+    note = "planned from labels only; live state, guardrails and the owner lookup may change it"
+    if kind is targets.WorkloadKind.POD:
+        note = "target is the pod; its owning workload is looked up in the cluster; " + note
+    if not fitting and not additional:
+        return KindPlan(reason=decisions.Reason.NOT_SCALABLE.value, note="no action fits the target")
+    schedules = tuple(
+        scheduled_restart.describe_options(spec.scheduled_restart)
+        for spec in playbook.actions
+        if spec.scheduled_restart is not None and _fits(spec.action, kind)
+    )
+    verdicts = None
+    if config.follow_up.enabled and (fitting or schedules):
+        labels = ", ".join(follow_ups.horizon_label(s) for s in config.follow_up.horizons_seconds)
+        verdicts = f"at {labels} after the mitigation (runbook Step 6), then the incident is closed if all are stable"
+    return KindPlan(
+        action=fitting[0].value if fitting else None,
+        fallbacks=tuple(action.value for action in fitting[1:]),
+        additional=additional,
+        schedules=schedules,
+        verdicts=verdicts,
+        note=note,
+    )
+
+
+def missing_labels_note(config: settings.Settings) -> str:
+    """Why an alert without a namespace, or without a pod or workload, cannot be planned."""
+    names = config.alerts
+    return (
+        f"needs the {names.namespace_label!r} label and {names.pod_label!r} or {names.workload_name_label!r}"
+    )
+
+
 def plan_from_labels(
     event: alerts.AlertEvent, *, playbook: settings.Playbook, config: settings.Settings
 ) -> LabelPlan:
@@ -100,44 +161,19 @@ def plan_from_labels(
     target = routing.target_from_labels(event, settings=config.alerts)
     if target is None:
         return dataclasses.replace(
-            base,
-            reason=decisions.Reason.MISSING_LABELS.value,
-            note=f"needs the {config.alerts.namespace_label!r} label and {config.alerts.pod_label!r} "
-            f"or {config.alerts.workload_name_label!r}",
+            base, reason=decisions.Reason.MISSING_LABELS.value, note=missing_labels_note(config)
         )
-    main = [spec.action for spec in playbook.actions if actions.traits_of(spec.action).mutating]
-    fitting = [action for action in main if _fits(action, target.kind)]
-    additional = tuple(
-        spec.action.value for spec in playbook.actions if not actions.traits_of(spec.action).mutating
-    )
-    note = "planned from labels only; live state, guardrails and the owner lookup may change it"
-    if target.kind is targets.WorkloadKind.POD:
-        note = "target is the pod; its owning workload is looked up in the cluster; " + note
-    if not fitting and not additional:
-        return dataclasses.replace(
-            base,
-            target=target.key,
-            reason=decisions.Reason.NOT_SCALABLE.value,
-            note="no action fits the target",
-        )
-    schedules = tuple(
-        scheduled_restart.describe_options(spec.scheduled_restart)
-        for spec in playbook.actions
-        if spec.scheduled_restart is not None and _fits(spec.action, target.kind)
-    )
-    verdicts = None
-    if config.follow_up.enabled and (fitting or schedules):
-        labels = ", ".join(follow_ups.horizon_label(s) for s in config.follow_up.horizons_seconds)
-        verdicts = f"at {labels} after the mitigation (runbook Step 6), then the incident is closed if all are stable"
+    kind_plan = plan_for_kind(playbook, kind=target.kind, config=config)
     return dataclasses.replace(
         base,
         target=target.key,
-        action=fitting[0].value if fitting else None,
-        fallbacks=tuple(action.value for action in fitting[1:]),
-        additional=additional,
-        schedules=schedules,
-        verdicts=verdicts,
-        note=note,
+        action=kind_plan.action,
+        fallbacks=kind_plan.fallbacks,
+        additional=kind_plan.additional,
+        schedules=kind_plan.schedules,
+        verdicts=kind_plan.verdicts,
+        reason=kind_plan.reason,
+        note=kind_plan.note,
     )
 
 

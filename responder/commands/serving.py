@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import prometheus_client
+
     from responder import metrics as metrics_mod
     from responder.engine import notifying as notifying_mod
     from responder.engine import queueing
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from responder.kube import informers as informers_mod
     from responder.logic import deduplicating
     from responder.models import settings as settings_mod
+    from responder.models import targets as targets_mod
     from responder.models import work
     from responder.web import app as app_mod
 
@@ -91,13 +94,37 @@ def build_handler(
     counts them in `oom_responder_actions_total{result="would_do"}` (or `skipped`). It never writes.
     """
     from responder.commands import planning  # noqa: PLC0415
+    from responder.logic import routing  # noqa: PLC0415
+    from responder.models import decisions  # noqa: PLC0415
 
     lines = _DecisionLines()
     mode = settings.mode.value
+    names = settings.alerts
+    missing_labels = decisions.Reason.MISSING_LABELS.value
+    # What a playbook would do depends on the target's kind alone, not on the alert: planned once per
+    # (playbook, kind), with the counters it increments, instead of once per alert.
+    planned: dict[
+        tuple[str, targets_mod.WorkloadKind], tuple[planning.KindPlan, list[prometheus_client.Counter]]
+    ] = {}
+
+    def plan_for(
+        playbook: settings_mod.Playbook, kind: targets_mod.WorkloadKind
+    ) -> tuple[planning.KindPlan, list[prometheus_client.Counter]]:
+        plan = planning.plan_for_kind(playbook, kind=kind, config=settings)
+        # Counted as the full pipeline counts dry-run decisions, so the dashboard's "would do" panel and
+        # alerts on oom_responder_actions_total work without a cluster too.
+        result = "would_do" if plan.reason is None else "skipped"
+        counters = [
+            metrics.actions.labels(playbook.name, action, result)
+            for action in ([plan.action, *plan.additional] if plan.action else [])
+        ]
+        planned[(playbook.name, kind)] = (plan, counters)
+        return plan, counters
 
     async def handle(item: work.WorkItem) -> None:
         event = item.event
-        if item.playbook is None:
+        playbook = item.playbook
+        if playbook is None:
             lines.add(
                 {
                     "occurrence_id": event.occurrence_id,
@@ -107,18 +134,30 @@ def build_handler(
                 }
             )
             return
-        plan = planning.plan_from_labels(event, playbook=item.playbook, config=settings)
-        # Counted as the full pipeline counts dry-run decisions, so the dashboard's "would do" panel and
-        # alerts on oom_responder_actions_total work without a cluster too.
-        result = "would_do" if plan.reason is None else "skipped"
-        for action in [plan.action, *plan.additional] if plan.action else []:
-            metrics.actions.labels(plan.playbook or item.playbook.name, action, result).inc()
+        target = routing.target_from_labels(event, settings=names)
+        if target is None:
+            lines.add(
+                {
+                    "occurrence_id": event.occurrence_id,
+                    "alertname": event.alertname,
+                    "queue_key": item.queue_key,
+                    "playbook": playbook.name,
+                    "target": None,
+                    "action": None,
+                    "decision": missing_labels,
+                    "mode": mode,
+                }
+            )
+            return
+        plan, counters = planned.get((playbook.name, target.kind)) or plan_for(playbook, target.kind)
+        for counter in counters:
+            counter.inc()
         decision: dict[str, Any] = {
             "occurrence_id": event.occurrence_id,
             "alertname": event.alertname,
             "queue_key": item.queue_key,
-            "playbook": plan.playbook,
-            "target": plan.target,
+            "playbook": playbook.name,
+            "target": target.key,
             "action": plan.action,
             "decision": plan.reason or "would_do",
             "mode": mode,
