@@ -59,14 +59,20 @@ class KeyedQueue:
         self._workers_count = workers
         self._metrics = metrics
         self._waiting: dict[str, collections.deque[work.WorkItem]] = {}
-        self._ready: asyncio.Queue[str] = asyncio.Queue()
+        self._ready: collections.deque[str] = collections.deque()
         """Keys with waiting items and nothing in flight, in the order they became ready."""
+        self._idle_workers: collections.deque[asyncio.Future[None]] = collections.deque()
+        """One future per worker waiting for a ready key; a key made ready wakes the first."""
         self._in_flight: dict[str, work.WorkItem] = {}
         self._pending = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+        if metrics is not None:
+            # Read when scraped: setting a gauge (a lock) for every item queued and finished cost more than
+            # the queue's own work on the ingest path.
+            metrics.queue_depth.set_function(lambda: self._pending)
         self.failures = 0
         """Items whose handler raised (logged; the worker carries on)."""
         self.completed = 0
@@ -113,9 +119,20 @@ class KeyedQueue:
             if queue is None:
                 queue = self._waiting[item.queue_key] = collections.deque()
                 if item.queue_key not in self._in_flight:
-                    self._ready.put_nowait(item.queue_key)
+                    self._make_ready(item.queue_key)
             queue.append(item)
         self._set_pending(self._pending + len(items))
+
+    def _make_ready(self, key: str) -> None:
+        self._ready.append(key)
+        # Wake one idle worker. A worker that finishes an item first may take the key instead; the woken
+        # one then finds nothing and waits again, and no key is ever left without a worker to see it, since
+        # a busy worker looks at the ready keys before it waits.
+        while self._idle_workers:
+            waiter = self._idle_workers.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def _set_pending(self, value: int) -> None:
         self._pending = value
@@ -123,8 +140,6 @@ class KeyedQueue:
             self._idle.set()
         else:
             self._idle.clear()
-        if self._metrics is not None:
-            self._metrics.queue_depth.set(value)
 
     def _take(self, key: str) -> work.WorkItem:
         queue = self._waiting[key]
@@ -138,12 +153,26 @@ class KeyedQueue:
         key = item.queue_key
         del self._in_flight[key]
         if key in self._waiting:
-            self._ready.put_nowait(key)
+            self._make_ready(key)
         self._set_pending(self._pending - 1)
+
+    async def _next_key(self) -> str:
+        ready = self._ready
+        while not ready:
+            waiter = asyncio.get_running_loop().create_future()
+            self._idle_workers.append(waiter)
+            try:
+                await waiter
+            finally:
+                # Cancelled (drain), or woken: a woken waiter was taken off the list already.
+                if not waiter.done() or waiter.cancelled():
+                    with contextlib.suppress(ValueError):
+                        self._idle_workers.remove(waiter)
+        return ready.popleft()
 
     async def _work(self) -> None:
         while True:
-            key = await self._ready.get()
+            key = await self._next_key()
             item = self._take(key)
             try:
                 await self._handler(item)
@@ -196,7 +225,8 @@ class KeyedQueue:
                 },
             )
         self._waiting.clear()
-        self._ready = asyncio.Queue()
+        self._ready.clear()
+        self._idle_workers.clear()
         self._in_flight.clear()
         self._set_pending(0)
         return leftovers

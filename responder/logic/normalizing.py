@@ -54,12 +54,12 @@ def normalize(
         return None
     names = settings.alerts
     labels = alert.labels
-    event_labels = dict(labels)
+    event_labels = labels  # the payload's own dict: nothing changes it, and a copy per alert is not free
     owner_type = labels.get(names.workload_type_label) if names.workload_type_label else None
     if owner_type and not labels.get(names.workload_kind_label):
         # kube-prometheus names the owner kind in lowercase under its own label: the rest of the pipeline
         # reads one label with the Kubernetes kind.
-        event_labels[names.workload_kind_label] = _KINDS.get(owner_type.lower(), owner_type)
+        event_labels = {**labels, names.workload_kind_label: _KINDS.get(owner_type.lower(), owner_type)}
     return alerts.AlertEvent(
         kind=kind,
         alertname=labels[_ALERTNAME],
@@ -71,7 +71,7 @@ def normalize(
         container=labels.get(names.container_label) or None,
         severity=labels.get(names.severity_label) or None,
         labels=event_labels,
-        annotations=dict(alert.annotations),
+        annotations=alert.annotations,
         generator_url=alert.generator_url,
         external_url=payload.external_url,
     )

@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import NoReturn
 
 import cachetools
+import prometheus_client
 from aiohttp import typedefs, web
 
 from responder import metrics as metrics_mod
@@ -126,6 +127,15 @@ def error_middleware(
     Refusals in `REJECTIONS_LOGGED` are logged through `rejections` (rate-limited).
     """
     rejections = rejections or RejectionLog()
+    # `webhook_requests` children by status code (a bounded set), found once: a lookup on every webhook
+    # cost more than the count.
+    by_status: dict[int, prometheus_client.Counter] = {}
+
+    def count(status: int) -> None:
+        child = by_status.get(status)
+        if child is None:
+            child = by_status[status] = metrics.webhook_requests.labels(code=str(status))
+        child.inc()
 
     @web.middleware
     async def impl(request: web.Request, handler: typedefs.Handler) -> web.StreamResponse:
@@ -134,7 +144,7 @@ def error_middleware(
             response: web.StreamResponse = await handler(request)
         except web.HTTPException as e:
             if counted:
-                metrics.webhook_requests.labels(code=str(e.status)).inc()
+                count(e.status)
                 if e.status in REJECTIONS_LOGGED:
                     rejections.record(request, e)
             if e.status < 400 or e.content_type == _JSON:
@@ -149,10 +159,10 @@ def error_middleware(
         except Exception:
             logger.exception("unexpected error answering %s %s", request.method, request.path)
             if counted:
-                metrics.webhook_requests.labels(code="500").inc()
+                count(500)
             return _json_response(500, "internal error", ["see the service's log"])
         if counted:
-            metrics.webhook_requests.labels(code=str(response.status)).inc()
+            count(response.status)
         return response
 
     return impl

@@ -21,6 +21,7 @@ import logging
 import re
 from collections.abc import Callable
 
+import prometheus_client
 import pydantic
 from aiohttp import web
 
@@ -118,6 +119,8 @@ class Receiver:
         self._now = now
         self._on_truncated = on_truncated
         """Told how many alerts Alertmanager left out of a notification, so the next notice can say so."""
+        self._received: dict[tuple[str, alerts.AlertStatus], prometheus_client.Counter] = {}
+        """`alerts_received` children by (alert name or "other", status): a bounded set, looked up once."""
 
     async def handle(self, request: web.Request) -> web.Response:
         if request.content_type != "application/json":
@@ -173,6 +176,14 @@ class Receiver:
     async def _read_body(self, request: web.Request, *, cap: int) -> bytes:
         # Content-Length may be absent (chunked) or wrong: enforce the cap while reading, never past cap + 1.
         # The cap counts decoded bytes, so a small compressed body cannot expand past it either.
+        content = request.content
+        if content.is_eof() and content.exception() is None:
+            # The whole body came with the head (any webhook of ordinary size): nothing to wait for, so no
+            # timer to arm and cancel.
+            body = content.read_nowait(cap + 1)
+            if len(body) > cap:
+                raise _too_large(cap=cap, size=len(body))
+            return body
         parts: list[bytes] = []
         size = 0
         timeout = self._settings.server.body_timeout_seconds
@@ -304,8 +315,14 @@ class Receiver:
             # Unmapped names are folded into "other": any sender could otherwise grow the label set at will.
             alertname = alert.labels.get("alertname", "")
             pairs[(alertname if alertname in names else "other", alert.status)] += 1
-        # One labelled-child lookup per distinct pair, not per alert (nor an enum's `.value` per alert).
-        for (alertname, status), n in pairs.items():
-            self._metrics.alerts_received.labels(alertname=alertname, status=status.value).inc(n)
+        # One child per distinct pair and webhook, found once per process (nor an enum's `.value` per alert).
+        for pair, n in pairs.items():
+            child = self._received.get(pair)
+            if child is None:
+                alertname, status = pair
+                child = self._received[pair] = self._metrics.alerts_received.labels(
+                    alertname=alertname, status=status.value
+                )
+            child.inc(n)
         if counts.duplicates:
             self._metrics.alerts_deduplicated.inc(counts.duplicates)
