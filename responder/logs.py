@@ -12,6 +12,7 @@ record's own attributes are skipped without being looked at, and JSON is encoded
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import itertools
 import json
@@ -26,6 +27,7 @@ __all__ = [
     "MAX_FIELD_CHARS",
     "MAX_ITEMS",
     "MAX_MESSAGE_CHARS",
+    "Batch",
     "JsonFormatter",
     "TextFormatter",
     "configure",
@@ -252,6 +254,60 @@ class TextFormatter(logging.Formatter):
             trace = _cut(self.formatException(record.exc_info), MAX_MESSAGE_CHARS)
             line += "".join("\n    " + escape(part) for part in trace.rstrip("\n").split("\n"))
         return line
+
+
+class Batch:
+    """Entries of one kind (a webhook accepted, a decision) logged as one INFO line per up to MAX_ITEMS of them.
+
+    A line each was the largest single cost of a small webhook: a record, its formatting and a write, for a
+    few fields. A batch costs one record for up to MAX_ITEMS entries, each still listed in full under `field`,
+    with `count`. It is written once full, `delay_seconds` after its first entry, or on `flush()` (at
+    shutdown); outside a running event loop at once. With `debug_message`, each entry is also logged on its
+    own line at DEBUG, when it is added.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        message: str,
+        *,
+        field: str,
+        debug_message: str | None = None,
+        delay_seconds: float = 0.25,
+    ) -> None:
+        self._logger = logger
+        self._message = message
+        self._field = field
+        self._debug_message = debug_message
+        self._delay_seconds = delay_seconds
+        self._entries: list[dict[str, Any]] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, entry: dict[str, Any]) -> None:
+        logger = self._logger
+        if self._debug_message is not None and logger.isEnabledFor(logging.DEBUG):
+            logger.debug(self._debug_message, extra=entry)
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        self._entries.append(entry)
+        if len(self._entries) >= MAX_ITEMS:
+            self.flush()
+        elif self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._timer = loop.call_later(self._delay_seconds, self.flush)
+
+    def flush(self) -> None:
+        """Write what is pending now."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._entries:
+            entries, self._entries = self._entries, []
+            self._logger.info(self._message, extra={"count": len(entries), self._field: entries})
 
 
 def configure(*, format: str = "json", level: str = "INFO", stream: TextIO | None = None) -> None:

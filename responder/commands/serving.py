@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import prometheus_client
 
+    from responder import logs as logs_mod
     from responder import metrics as metrics_mod
     from responder.engine import notifying as notifying_mod
     from responder.engine import queueing
@@ -51,38 +52,21 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 _DECISIONS_MESSAGE = "decisions (planned from labels only; no cluster)"
 
 
-class _DecisionLines:
+def _decision_lines() -> logs_mod.Batch:
     """The label-only decisions, logged as one INFO line per batch of up to `logs.MAX_ITEMS` alerts.
 
     A line per alert was half of the CPU the service spent on an alert (formatting and writing a record
     costs more than planning from labels); a batch costs one record for up to a hundred decisions, each still
-    listed with its occurrence id. A batch is written once full, or `delay_seconds` after its first decision,
-    or at shutdown. Each decision is also logged on its own line at DEBUG.
+    listed with its occurrence id. Each decision is also logged on its own line at DEBUG.
     """
+    from responder import logs  # noqa: PLC0415
 
-    def __init__(self, *, delay_seconds: float = 0.25) -> None:
-        self._delay_seconds = delay_seconds
-        self._batch: list[dict[str, Any]] = []
-        self._timer: asyncio.TimerHandle | None = None
-
-    def add(self, decision: dict[str, Any]) -> None:
-        from responder import logs  # noqa: PLC0415
-
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("decision (planned from labels only; no cluster)", extra=decision)
-        self._batch.append(decision)
-        if len(self._batch) >= logs.MAX_ITEMS:
-            self.flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._delay_seconds, self.flush)
-
-    def flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._batch:
-            batch, self._batch = self._batch, []
-            logger.info(_DECISIONS_MESSAGE, extra={"count": len(batch), "decisions": batch})
+    return logs.Batch(
+        logger,
+        _DECISIONS_MESSAGE,
+        field="decisions",
+        debug_message="decision (planned from labels only; no cluster)",
+    )
 
 
 def build_handler(
@@ -90,14 +74,14 @@ def build_handler(
 ) -> tuple[queueing.Handler, app_mod.Readiness, Cleanup]:
     """The label-only handler, for a machine without any cluster (dry-run only).
 
-    It logs, per item, the playbook, target and action it would take (batched, see `_DecisionLines`), and
+    It logs, per item, the playbook, target and action it would take (batched, see `_decision_lines`), and
     counts them in `oom_responder_actions_total{result="would_do"}` (or `skipped`). It never writes.
     """
     from responder.commands import planning  # noqa: PLC0415
     from responder.logic import routing  # noqa: PLC0415
     from responder.models import decisions  # noqa: PLC0415
 
-    lines = _DecisionLines()
+    lines = _decision_lines()
     mode = settings.mode.value
     names = settings.alerts
     missing_labels = decisions.Reason.MISSING_LABELS.value

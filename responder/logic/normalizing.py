@@ -6,6 +6,7 @@ Alert and label names come from `settings.alerts`, so kube-prometheus names can 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -104,6 +105,19 @@ def _name_problem(value: str, *, subdomain: bool) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _short_label_problem(value: str) -> str | None:
+    # Namespaces and container names repeat from alert to alert (pod names do not): each is checked once.
+    # Only names short enough to be valid are remembered, so the cache holds at most 1024 × 63 characters.
+    return _name_problem(value, subdomain=False)
+
+
+def _label_problem(value: str) -> str | None:
+    if len(value) > _LABEL_MAX:
+        return _name_problem(value, subdomain=False)
+    return _short_label_problem(value)
+
+
 def refuse(event: alerts.AlertEvent, *, settings: settings.Settings) -> decisions.Decision | None:
     """Why the event must not reach the API server at all, or None when it may.
 
@@ -121,7 +135,7 @@ def refuse(event: alerts.AlertEvent, *, settings: settings.Settings) -> decision
     for label, value, subdomain in checked:
         if value is None:
             continue
-        problem = _name_problem(value, subdomain=subdomain)
+        problem = _name_problem(value, subdomain=True) if subdomain else _label_problem(value)
         if problem is not None:
             shown = value if len(value) <= _SHOWN_MAX else value[:_SHOWN_MAX] + "…"
             return decisions.Decision.refuse(

@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pydantic
 from pydantic import Field
@@ -60,7 +61,7 @@ class WebhookPayload(_Payload):
         return value
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, init=False)
 class AlertEvent:
     """One alert as the pipeline sees it, whatever the alert and label names were in the cluster."""
 
@@ -82,8 +83,60 @@ class AlertEvent:
     `fingerprint` and `starts_at` once, at construction (`dataclasses.replace` derives it again): it is read
     several times per alert on the ingest path, and the UTC conversion and formatting are not free."""
 
-    def __post_init__(self) -> None:
-        # Frozen: the generated __setattr__ refuses, so set the derived slot the way dataclasses itself does.
-        object.__setattr__(
-            self, "occurrence_id", f"{self.fingerprint}@{self.starts_at.astimezone(datetime.UTC).isoformat()}"
-        )
+    def __init__(
+        self,
+        *,
+        kind: settings.AlertKind,
+        alertname: str,
+        status: AlertStatus,
+        fingerprint: str,
+        starts_at: datetime.datetime,
+        namespace: str | None,
+        pod: str | None,
+        container: str | None,
+        severity: str | None,
+        labels: Mapping[str, str],
+        annotations: Mapping[str, str],
+        generator_url: str,
+        external_url: str,
+    ) -> None:
+        # One is made for every alert received. The generated __init__ of a frozen dataclass sets each field
+        # through object.__setattr__ (the instance's own __setattr__ refuses); writing the slots through their
+        # descriptors directly, which is where that call ends, costs a third as much.
+        _set_kind(self, kind)
+        _set_alertname(self, alertname)
+        _set_status(self, status)
+        _set_fingerprint(self, fingerprint)
+        _set_starts_at(self, starts_at)
+        _set_namespace(self, namespace)
+        _set_pod(self, pod)
+        _set_container(self, container)
+        _set_severity(self, severity)
+        _set_labels(self, labels)
+        _set_annotations(self, annotations)
+        _set_generator_url(self, generator_url)
+        _set_external_url(self, external_url)
+        _set_occurrence_id(self, f"{fingerprint}@{starts_at.astimezone(datetime.UTC).isoformat()}")
+
+
+def _slot_setter(name: str) -> Callable[[AlertEvent, Any], None]:
+    setter: Callable[[AlertEvent, Any], None] = getattr(AlertEvent, name).__set__
+    return setter
+
+
+# By name: a field moved in the class cannot be written to another's slot. A field added must be set in
+# __init__ too (tests/unit/models/test_alerts.py constructs one and reads every field).
+_set_kind = _slot_setter("kind")
+_set_alertname = _slot_setter("alertname")
+_set_status = _slot_setter("status")
+_set_fingerprint = _slot_setter("fingerprint")
+_set_starts_at = _slot_setter("starts_at")
+_set_namespace = _slot_setter("namespace")
+_set_pod = _slot_setter("pod")
+_set_container = _slot_setter("container")
+_set_severity = _slot_setter("severity")
+_set_labels = _slot_setter("labels")
+_set_annotations = _slot_setter("annotations")
+_set_generator_url = _slot_setter("generator_url")
+_set_external_url = _slot_setter("external_url")
+_set_occurrence_id = _slot_setter("occurrence_id")

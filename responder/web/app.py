@@ -54,6 +54,7 @@ DEDUPLICATOR = web.AppKey("deduplicator", deduplicating.Deduplicator)
 AUTHENTICATOR = web.AppKey("authenticator", auth.Authenticator)
 STATE = web.AppKey("state", State)
 _READINESS: web.AppKey[Readiness] = web.AppKey("readiness")
+_RECEIVER = web.AppKey("receiver", receiving.Receiver)
 
 
 def make_app(
@@ -110,6 +111,7 @@ def make_app(
         is_shutting_down=lambda: state.shutting_down,
         on_truncated=on_truncated,
     )
+    app[_RECEIVER] = receiver
     app.router.add_post("/webhook", receiver.handle)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
@@ -147,6 +149,8 @@ async def begin_shutdown(app: web.Application) -> None:
     """Fail /readyz and refuse webhooks (503), then drain the queue within the grace period. Idempotent."""
     state = app[STATE]
     state.shutting_down = True
+    # No webhook is accepted from here on: the last ones accepted are logged before the drain's lines.
+    app[_RECEIVER].flush_log()
     if state.drained:
         return
     server = app[SETTINGS].server

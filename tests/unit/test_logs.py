@@ -4,11 +4,13 @@ Covers: JSON output is one object per line carrying the `extra` context (occurre
 the text format is one readable line with the same context; exceptions are included; the time is UTC with
 milliseconds, per record; log injection: control characters and line separators in any value, key or
 message never start a new line in either format (JSON escapes them, text spells them out and quotes values
-that could pass for fields); every field, list, dict and message is capped and says how much was cut.
+that could pass for fields); every field, list, dict and message is capped and says how much was cut; a batch
+of entries is one line, written when full, soon after its first entry, or at once outside an event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import enum
 import io
@@ -215,3 +217,46 @@ def test_short_values_are_written_unchanged(restore_root_logger: None) -> None:
     logging.getLogger("responder.test").info("ok", extra={"group_key": value, "ratio": 0.5, "none": None})
     record = _json_line(stream)
     assert (record["group_key"], record["ratio"], record["none"]) == (value, 0.5, None)
+
+
+async def test_a_batch_is_written_when_full_and_a_partial_one_soon_after_its_first_entry(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    batch = logs.Batch(logging.getLogger("responder.test"), "things", field="things", delay_seconds=0)
+    caplog.set_level(logging.INFO, logger="responder.test")
+    for n in range(logs.MAX_ITEMS + 1):
+        batch.add({"n": n})
+    [full] = caplog.records
+    assert (full.getMessage(), full.count) == ("things", logs.MAX_ITEMS)  # type: ignore[attr-defined]
+    assert full.things == [{"n": n} for n in range(logs.MAX_ITEMS)]  # type: ignore[attr-defined]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    [_, partial] = caplog.records
+    assert partial.things == [{"n": logs.MAX_ITEMS}]  # type: ignore[attr-defined]
+
+
+def test_a_batch_outside_an_event_loop_writes_each_entry_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    batch = logs.Batch(logging.getLogger("responder.test"), "things", field="things")
+    caplog.set_level(logging.INFO, logger="responder.test")
+    batch.add({"n": 1})
+    [record] = caplog.records
+    assert record.things == [{"n": 1}]  # type: ignore[attr-defined]
+
+
+async def test_a_batch_keeps_nothing_when_info_is_off_and_logs_each_entry_at_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger = logging.getLogger("responder.test")
+    batch = logs.Batch(logger, "things", field="things", debug_message="thing")
+    caplog.set_level(logging.WARNING, logger="responder.test")
+    batch.add({"n": 1})
+    batch.flush()
+    assert caplog.records == []
+    caplog.set_level(logging.DEBUG, logger="responder.test")
+    batch.add({"n": 2})
+    batch.flush()
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.DEBUG, "thing"),
+        (logging.INFO, "things"),
+    ]
+    assert caplog.records[1].things == [{"n": 2}]  # type: ignore[attr-defined]

@@ -5,7 +5,8 @@ duplicates; every rejection (401, 413 by header and while streaming, 415, 400 wi
 paths, 503 full and shutting down) as JSON, each leaving the queue exactly as it was and losing nothing
 accepted before; a full queue and a shutdown are answered before the body is looked at; a rejected request is
 not remembered as seen, so Alertmanager's retry is accepted; a UTF-8 byte order mark is accepted; metrics for
-all of it, alerts counted per (alert name, status); one log line per webhook, occurrence ids at DEBUG only.
+all of it, alerts counted per (alert name, status); each webhook logged with its counts in a batched line (and
+alone at DEBUG), occurrence ids at DEBUG only.
 """
 
 from __future__ import annotations
@@ -129,23 +130,42 @@ async def test_alerts_are_counted_per_name_and_status_however_many_share_them(
     await service.settle()
 
 
-async def test_a_webhook_is_logged_once_with_its_counts_and_the_occurrences_only_at_debug(
+async def test_webhooks_are_logged_with_their_counts_in_one_batched_line_and_alone_only_at_debug(
     make_service: ServiceFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     service = await make_service()
     with caplog.at_level(logging.INFO, logger="responder.web.receiving"):
         await _post(service, payloads.payload(OOM_1, OOM_2, UNKNOWN))
+        await _post(service, payloads.payload(HIGH_3, OOM_1))
+        await service.settle()
+        # Batched: nothing yet (the line is written when full, after a quarter of a second, or at shutdown).
+        assert [r for r in caplog.records if r.name == "responder.web.receiving"] == []
+        await app_mod.begin_shutdown(service.app)
     [record] = [r for r in caplog.records if r.name == "responder.web.receiving"]
-    assert (record.levelno, record.getMessage()) == (logging.INFO, "webhook accepted")
-    counts = {
-        key: getattr(record, key) for key in ("accepted", "duplicates", "resolved", "ignored", "refused")
-    }
-    assert counts == {"accepted": 2, "duplicates": 0, "resolved": 0, "ignored": 1, "refused": 0}
-    caplog.clear()
+    assert (record.levelno, record.getMessage(), record.count) == (  # type: ignore[attr-defined]
+        logging.INFO,
+        "webhooks accepted",
+        2,
+    )
+    keys = ("accepted", "duplicates", "resolved", "ignored", "refused")
+    assert [tuple(w[key] for key in keys) for w in record.webhooks] == [  # type: ignore[attr-defined]
+        (2, 0, 0, 1, 0),
+        (1, 1, 0, 0, 0),
+    ]
+    assert all(w["receiver"] == "oom-responder" for w in record.webhooks)  # type: ignore[attr-defined]
+
+
+async def test_at_debug_each_webhook_and_its_occurrences_have_lines_of_their_own(
+    make_service: ServiceFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = await make_service()
+    await _post(service, payloads.payload(OOM_1))
     with caplog.at_level(logging.DEBUG, logger="responder.web.receiving"):
         await _post(service, payloads.payload(HIGH_3, OOM_1))
-    [debug] = [r for r in caplog.records if r.levelno == logging.DEBUG]
-    assert debug.occurrence_ids == [OCCURRENCE.format("f3")]  # type: ignore[attr-defined]
+    debug = [r for r in caplog.records if r.levelno == logging.DEBUG]
+    assert [r.getMessage() for r in debug] == ["webhook accepted", "alerts queued"]
+    assert (debug[0].accepted, debug[0].duplicates) == (1, 1)  # type: ignore[attr-defined]
+    assert debug[1].occurrence_ids == [OCCURRENCE.format("f3")]  # type: ignore[attr-defined]
     await service.settle()
 
 
