@@ -104,6 +104,9 @@ def make_settings(namespace: str, plane: KubePlane, **overrides: Any) -> setting
         "auth": {"mode": "none"},
         "kubernetes": {"kubeconfig": str(plane.kubeconfig), "own_namespace": OWN_NAMESPACE},
         "guardrails": {"state_namespace": namespace},
+        # The follow-up records live beside the guardrail state. Left to default to OWN_NAMESPACE, which these
+        # tests never create, every mitigation's record write would meet a 404 and retry until it gave up.
+        "follow_up": {"namespace": namespace},
         "verification": {"timeout_seconds": 60, "poll_seconds": 0.3},
     }
     for key, value in overrides.items():
