@@ -19,7 +19,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from json import encoder as json_encoder
 from typing import Any, TextIO
 
@@ -28,6 +28,7 @@ __all__ = [
     "MAX_ITEMS",
     "MAX_MESSAGE_CHARS",
     "Batch",
+    "GroupedBatch",
     "JsonFormatter",
     "TextFormatter",
     "configure",
@@ -281,6 +282,7 @@ class Batch:
         self._debug_message = debug_message
         self._delay_seconds = delay_seconds
         self._entries: list[dict[str, Any]] = []
+        self._size = 0
         self._timer: asyncio.TimerHandle | None = None
 
     def add(self, entry: dict[str, Any]) -> None:
@@ -290,7 +292,11 @@ class Batch:
         if not logger.isEnabledFor(logging.INFO):
             return
         self._entries.append(entry)
-        if len(self._entries) >= MAX_ITEMS:
+        self._added()
+
+    def _added(self) -> None:
+        self._size += 1
+        if self._size >= MAX_ITEMS:
             self.flush()
         elif self._timer is None:
             try:
@@ -300,14 +306,55 @@ class Batch:
                 return
             self._timer = loop.call_later(self._delay_seconds, self.flush)
 
+    def _take(self) -> list[dict[str, Any]]:
+        entries, self._entries = self._entries, []
+        return entries
+
     def flush(self) -> None:
         """Write what is pending now."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._entries:
-            entries, self._entries = self._entries, []
-            self._logger.info(self._message, extra={"count": len(entries), self._field: entries})
+        if self._size:
+            size, self._size = self._size, 0
+            self._logger.info(self._message, extra={"count": size, self._field: self._take()})
+
+
+class GroupedBatch(Batch):
+    """A batch of entries that mostly repeat one another, listed once per group with what tells them apart.
+
+    A label-only decision is an occurrence id and a target under fields most decisions share (alert name,
+    playbook, action, decision): the line lists each group's shared fields once, with `members` mapping each
+    entry's own key to its own value (occurrence id → target). `count` counts entries, not groups; the line
+    is written at MAX_ITEMS entries, as a Batch's. No line of its own at DEBUG: the caller writes it.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        message: str,
+        *,
+        field: str,
+        members: str,
+        delay_seconds: float = 0.25,
+    ) -> None:
+        super().__init__(logger, message, field=field, delay_seconds=delay_seconds)
+        self._members = members
+        self._groups: dict[Hashable, dict[str, Any]] = {}
+
+    def add_member(self, group: Hashable, *, shared: Mapping[str, Any], key: str, value: Any) -> None:
+        """Add the entry `key` → `value` to `group`, whose shared fields are `shared` (used when it is new)."""
+        if not self._logger.isEnabledFor(logging.INFO):
+            return
+        entries = self._groups.get(group)
+        if entries is None:
+            entries = self._groups[group] = {**shared, self._members: {}}
+        entries[self._members][key] = value
+        self._added()
+
+    def _take(self) -> list[dict[str, Any]]:
+        groups, self._groups = list(self._groups.values()), {}
+        return groups
 
 
 def configure(*, format: str = "json", level: str = "INFO", stream: TextIO | None = None) -> None:

@@ -52,21 +52,20 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 _DECISIONS_MESSAGE = "decisions (planned from labels only; no cluster)"
 
 
-def _decision_lines() -> logs_mod.Batch:
+def _decision_lines() -> logs_mod.GroupedBatch:
     """The label-only decisions, logged as one INFO line per batch of up to `logs.MAX_ITEMS` alerts.
 
     A line per alert was half of the CPU the service spent on an alert (formatting and writing a record
-    costs more than planning from labels); a batch costs one record for up to a hundred decisions, each still
-    listed with its occurrence id. Each decision is also logged on its own line at DEBUG.
+    costs more than planning from labels). A batch costs one record for up to a hundred decisions, grouped
+    by what was decided (alert name, playbook, action, decision, mode), each group listing its occurrence ids
+    with their targets. Each decision is also logged on its own line at DEBUG, with its queue key.
     """
     from responder import logs  # noqa: PLC0415
 
-    return logs.Batch(
-        logger,
-        _DECISIONS_MESSAGE,
-        field="decisions",
-        debug_message="decision (planned from labels only; no cluster)",
-    )
+    return logs.GroupedBatch(logger, _DECISIONS_MESSAGE, field="decisions", members="targets")
+
+
+_DEBUG_DECISION_MESSAGE = "decision (planned from labels only; no cluster)"
 
 
 def build_handler(
@@ -86,72 +85,73 @@ def build_handler(
     names = settings.alerts
     missing_labels = decisions.Reason.MISSING_LABELS.value
     # What a playbook would do depends on the target's kind alone, not on the alert: planned once per
-    # (playbook, kind), with the counters it increments, instead of once per alert.
+    # (playbook, kind), with the counters it increments and the fields its decisions share in the log,
+    # instead of once per alert.
     planned: dict[
-        tuple[str, targets_mod.WorkloadKind], tuple[planning.KindPlan, list[prometheus_client.Counter]]
+        tuple[str, str, targets_mod.WorkloadKind | None],
+        tuple[list[prometheus_client.Counter], dict[str, Any]],
     ] = {}
 
     def plan_for(
-        playbook: settings_mod.Playbook, kind: targets_mod.WorkloadKind
-    ) -> tuple[planning.KindPlan, list[prometheus_client.Counter]]:
-        plan = planning.plan_for_kind(playbook, kind=kind, config=settings)
-        # Counted as the full pipeline counts dry-run decisions, so the dashboard's "would do" panel and
-        # alerts on oom_responder_actions_total work without a cluster too.
-        result = "would_do" if plan.reason is None else "skipped"
-        counters = [
-            metrics.actions.labels(playbook.name, action, result)
-            for action in ([plan.action, *plan.additional] if plan.action else [])
-        ]
-        planned[(playbook.name, kind)] = (plan, counters)
-        return plan, counters
+        alertname: str, playbook: settings_mod.Playbook | None, kind: targets_mod.WorkloadKind | None
+    ) -> tuple[list[prometheus_client.Counter], dict[str, Any]]:
+        counters: list[prometheus_client.Counter] = []
+        if playbook is None:
+            shared: dict[str, Any] = {"alertname": alertname, "decision": "resolved: would notify only"}
+        elif kind is None:
+            shared = {
+                "alertname": alertname,
+                "playbook": playbook.name,
+                "action": None,
+                "decision": missing_labels,
+                "mode": mode,
+            }
+        else:
+            plan = planning.plan_for_kind(playbook, kind=kind, config=settings)
+            # Counted as the full pipeline counts dry-run decisions, so the dashboard's "would do" panel and
+            # alerts on oom_responder_actions_total work without a cluster too.
+            result = "would_do" if plan.reason is None else "skipped"
+            counters = [
+                metrics.actions.labels(playbook.name, action, result)
+                for action in ([plan.action, *plan.additional] if plan.action else [])
+            ]
+            shared = {
+                "alertname": alertname,
+                "playbook": playbook.name,
+                "action": plan.action,
+                "decision": plan.reason or "would_do",
+                "mode": mode,
+            }
+            # Only when there is something to say: most plans have neither.
+            if plan.fallbacks:
+                shared["fallbacks"] = list(plan.fallbacks)
+            if plan.additional:
+                shared["additional"] = list(plan.additional)
+        planned[(alertname, playbook.name if playbook else "", kind)] = (counters, shared)
+        return counters, shared
 
     async def handle(item: work.WorkItem) -> None:
         event = item.event
         playbook = item.playbook
-        if playbook is None:
-            lines.add(
-                {
-                    "occurrence_id": event.occurrence_id,
-                    "alertname": event.alertname,
-                    "queue_key": item.queue_key,
-                    "decision": "resolved: would notify only",
-                }
-            )
-            return
         target = routing.target_from_labels(event, settings=names)
-        if target is None:
-            lines.add(
-                {
-                    "occurrence_id": event.occurrence_id,
-                    "alertname": event.alertname,
-                    "queue_key": item.queue_key,
-                    "playbook": playbook.name,
-                    "target": None,
-                    "action": None,
-                    "decision": missing_labels,
-                    "mode": mode,
-                }
-            )
-            return
-        plan, counters = planned.get((playbook.name, target.kind)) or plan_for(playbook, target.kind)
+        # A resolved alert is only announced (no playbook); without a target its labels say too little.
+        kind = target.kind if target is not None and playbook is not None else None
+        group = (event.alertname, playbook.name if playbook else "", kind)
+        counters, shared = planned.get(group) or plan_for(event.alertname, playbook, kind)
         for counter in counters:
             counter.inc()
-        decision: dict[str, Any] = {
-            "occurrence_id": event.occurrence_id,
-            "alertname": event.alertname,
-            "queue_key": item.queue_key,
-            "playbook": playbook.name,
-            "target": target.key,
-            "action": plan.action,
-            "decision": plan.reason or "would_do",
-            "mode": mode,
-        }
-        # Only when there is something to say: most plans have neither.
-        if plan.fallbacks:
-            decision["fallbacks"] = list(plan.fallbacks)
-        if plan.additional:
-            decision["additional"] = list(plan.additional)
-        lines.add(decision)
+        target_key = target.key if target is not None else None
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                _DEBUG_DECISION_MESSAGE,
+                extra={
+                    "occurrence_id": event.occurrence_id,
+                    "queue_key": item.queue_key,
+                    "target": target_key,
+                    **shared,
+                },
+            )
+        lines.add_member(group, shared=shared, key=event.occurrence_id, value=target_key)
 
     def readiness() -> tuple[bool, dict[str, Any]]:
         return True, {

@@ -27,9 +27,12 @@ def route(
     (no analysis yet) and without Prometheus the routing is what it would be without pattern playbooks.
     """
     for playbook in playbooks:
-        if event.kind not in playbook.alerts or not matching.matches_all(playbook.matchers, event.labels):
+        # The cheap tests first: at ingest (no pattern yet) every pattern playbook is passed over unmatched.
+        if event.kind not in playbook.alerts:
             continue
         if playbook.pattern is not None and (pattern is None or pattern not in playbook.pattern):
+            continue
+        if not matching.matches_all(playbook.matchers, event.labels):
             continue
         return playbook
     return None

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import collections
 import dataclasses
 import datetime
 import json
@@ -94,6 +93,10 @@ def _malformed_json_detail(body: bytes, error: pydantic.ValidationError) -> list
     return [f"line {match['line']} column {match['column']}: {match['msg']}"]
 
 
+_BODIES_KEPT = 1024
+"""Distinct 202 bodies remembered (the counts of a webhook of up to ~a dozen alerts, in any mix)."""
+
+
 def _utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
@@ -121,6 +124,7 @@ class Receiver:
         self._on_truncated = on_truncated
         """Told how many alerts Alertmanager left out of a notification, so the next notice can say so."""
         self._received: dict[tuple[str, alerts.AlertStatus], prometheus_client.Counter] = {}
+        self._bodies: dict[tuple[int, ...], bytes] = {}
         """`alerts_received` children by (alert name or "other", status): a bounded set, looked up once."""
         self._accepted_lines = logs.Batch(
             logger, "webhooks accepted", field="webhooks", debug_message="webhook accepted"
@@ -163,7 +167,19 @@ class Receiver:
                 web.HTTPServiceUnavailable, "shutting down", ["retry on another replica"]
             )
         counts = self.accept(payload)
-        return web.json_response(vars(counts), status=202)
+        return web.Response(
+            body=self._body_of(counts), status=202, content_type="application/json", charset="utf-8"
+        )
+
+    def _body_of(self, counts: Counts) -> bytes:
+        """The 202 body, encoded once per distinct set of counts (most webhooks repeat a few)."""
+        values = (counts.accepted, counts.duplicates, counts.resolved, counts.ignored, counts.refused)
+        body = self._bodies.get(values)
+        if body is None:
+            body = json.dumps(vars(counts)).encode()
+            if len(self._bodies) < _BODIES_KEPT:
+                self._bodies[values] = body
+        return body
 
     def _refuse_when_overloaded(self) -> None:
         """503 before the body is read when nothing could be queued anyway.
@@ -320,11 +336,13 @@ class Receiver:
 
     def _count(self, payload: alerts.WebhookPayload, counts: Counts) -> None:
         names = self._settings.alerts.names
-        pairs: collections.Counter[tuple[str, alerts.AlertStatus]] = collections.Counter()
+        # A plain dict: making a collections.Counter costs more than counting a small webhook's alerts.
+        pairs: dict[tuple[str, alerts.AlertStatus], int] = {}
         for alert in payload.alerts:
             # Unmapped names are folded into "other": any sender could otherwise grow the label set at will.
             alertname = alert.labels.get("alertname", "")
-            pairs[(alertname if alertname in names else "other", alert.status)] += 1
+            pair = (alertname if alertname in names else "other", alert.status)
+            pairs[pair] = pairs.get(pair, 0) + 1
         # One child per distinct pair and webhook, found once per process (nor an enum's `.value` per alert).
         for pair, n in pairs.items():
             child = self._received.get(pair)

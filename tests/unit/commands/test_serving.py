@@ -98,10 +98,13 @@ async def test_serves_the_example_config_and_answers_a_webhook() -> None:
         batch = await _read_logs_until(process, "decisions (planned from labels only; no cluster)", logs)
         assert batch["count"] == 1
         [decision] = batch["decisions"]
-        assert decision["occurrence_id"] == "a1b2c3d4e5f60718@2024-05-01T10:00:00+00:00"
-        assert decision["target"] == "shop/Deployment/api"
-        assert decision["action"] == "raise_memory"
-        assert decision["decision"] == "would_do"
+        assert decision["targets"] == {"a1b2c3d4e5f60718@2024-05-01T10:00:00+00:00": "shop/Deployment/api"}
+        assert (decision["alertname"], decision["action"], decision["decision"], decision["mode"]) == (
+            "OOMKilled",
+            "raise_memory",
+            "would_do",
+            "dry-run",
+        )
         # The receiver logs the webhook once, with its counts, in a batch; decisions are batched too, never a
         # line per alert.
         if not any(record["message"] == "webhooks accepted" for record in logs):
@@ -158,9 +161,62 @@ async def test_label_only_decisions_are_logged_in_batches(caplog: pytest.LogCapt
     batches = [
         r for r in caplog.records if r.getMessage() == "decisions (planned from labels only; no cluster)"
     ]
-    listed = [d["occurrence_id"] for r in batches for d in r.decisions]  # type: ignore[attr-defined]
-    assert listed == [item.event.occurrence_id for item in items]
+    listed = [
+        (occurrence_id, target)
+        for r in batches
+        for group in r.decisions  # type: ignore[attr-defined]
+        for occurrence_id, target in group["targets"].items()
+    ]
+    assert listed == [(item.event.occurrence_id, f"shop/Pod/{item.event.pod}") for item in items]
     assert [r.count for r in batches] == [logs.MAX_ITEMS, 3]  # type: ignore[attr-defined]
+
+
+async def test_label_only_decisions_are_grouped_by_what_was_decided_and_each_is_alone_at_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = settings_mod.Settings()
+    handle, _, cleanup = serving.build_handler(settings, metrics_mod.Metrics())
+    body = payloads.payload(
+        payloads.alert("OOMKilled", fingerprint="f1", pod="api-1"),
+        payloads.alert("PodMemoryHigh", fingerprint="f2", pod="api-2"),
+        payloads.alert("OOMKilled", fingerprint="f3", pod="api-3"),
+        payloads.alert("OOMKilled", fingerprint="f4", pod="api-4", status="resolved"),
+        payloads.alert("OOMKilled", fingerprint="f5", namespace=None),
+    )
+    parsed = alerts.WebhookPayload.model_validate(body)
+    caplog.set_level(logging.DEBUG, logger="responder.commands.serving")
+    for alert in parsed.alerts:
+        event = normalizing.normalize(alert, payload=parsed, settings=settings)
+        assert event is not None
+        resolved = event.status is alerts.AlertStatus.RESOLVED
+        await handle(
+            work.WorkItem(
+                event=event,
+                playbook=None if resolved else routing.route(event, settings.playbooks),
+                received_at=datetime.datetime(2024, 5, 1, tzinfo=datetime.UTC),
+                queue_key=routing.queue_key(event, settings=settings.alerts),
+            )
+        )
+    await cleanup()
+    debug = [r for r in caplog.records if r.levelno == logging.DEBUG]
+    assert [r.occurrence_id for r in debug] == [  # type: ignore[attr-defined]
+        f"f{n}@2024-05-01T10:00:00+00:00" for n in range(1, 6)
+    ]
+    [line] = [r for r in caplog.records if r.levelno == logging.INFO]
+    assert line.count == 5  # type: ignore[attr-defined]
+    groups = {(g["alertname"], g["decision"]): g for g in line.decisions}  # type: ignore[attr-defined]
+    oom = groups[("OOMKilled", "would_do")]
+    assert (oom["playbook"], oom["action"]) == ("oom-raise-memory", "raise_memory")
+    assert oom["targets"] == {
+        "f1@2024-05-01T10:00:00+00:00": "shop/Pod/api-1",
+        "f3@2024-05-01T10:00:00+00:00": "shop/Pod/api-3",
+    }
+    high = groups[("PodMemoryHigh", "would_do")]
+    assert high["action"] == "scale_out" and high["fallbacks"] == ["evict_pod"]
+    assert groups[("OOMKilled", "resolved: would notify only")]["targets"] == {
+        "f4@2024-05-01T10:00:00+00:00": "shop/Pod/api-4"
+    }
+    assert groups[("OOMKilled", "missing_labels")]["targets"] == {"f5@2024-05-01T10:00:00+00:00": None}
 
 
 @pytest.mark.parametrize(
