@@ -171,8 +171,10 @@ class KeyedQueue:
         return ready.popleft()
 
     async def _work(self) -> None:
+        ready = self._ready
         while True:
-            key = await self._next_key()
+            # A key already waiting is taken without suspending (what asyncio.Queue.get does too).
+            key = ready.popleft() if ready else await self._next_key()
             item = self._take(key)
             try:
                 await self._handler(item)

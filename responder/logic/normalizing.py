@@ -126,11 +126,21 @@ def refuse(event: alerts.AlertEvent, *, settings: settings.Settings) -> decision
     would only earn a 403 after the request, reported as a failed mitigation.
     """
     names = settings.alerts
+    namespace, pod, container = event.namespace, event.pod, event.container
+    workload = event.labels.get(names.workload_name_label) or None
+    # Nearly every alert names valid objects: that is checked first, without building anything per alert.
+    if (
+        (namespace is None or _label_problem(namespace) is None)
+        and (pod is None or _is_subdomain(pod))
+        and (container is None or _label_problem(container) is None)
+        and (workload is None or _is_subdomain(workload))
+    ):
+        return _scope_refusal(namespace, settings=settings)
     checked = (
-        (names.namespace_label, event.namespace, False),
-        (names.pod_label, event.pod, True),
-        (names.container_label, event.container, False),
-        (names.workload_name_label, event.labels.get(names.workload_name_label) or None, True),
+        (names.namespace_label, namespace, False),
+        (names.pod_label, pod, True),
+        (names.container_label, container, False),
+        (names.workload_name_label, workload, True),
     )
     for label, value, subdomain in checked:
         if value is None:
@@ -141,11 +151,19 @@ def refuse(event: alerts.AlertEvent, *, settings: settings.Settings) -> decision
             return decisions.Decision.refuse(
                 decisions.Reason.INVALID_NAME, f"label {label}={shown!r} {problem}: it names no object"
             )
+    return _scope_refusal(namespace, settings=settings)
+
+
+def _is_subdomain(value: str) -> bool:
+    return len(value) <= _SUBDOMAIN_MAX and _DNS1123_SUBDOMAIN.fullmatch(value) is not None
+
+
+def _scope_refusal(namespace: str | None, *, settings: settings.Settings) -> decisions.Decision | None:
     granted = settings.kubernetes.namespaces
-    if granted and event.namespace is not None and event.namespace not in granted:
+    if granted and namespace is not None and namespace not in granted:
         return decisions.Decision.refuse(
             decisions.Reason.OUT_OF_SCOPE,
-            f"namespace {event.namespace!r} is not one of kubernetes.namespaces ({', '.join(granted)}): "
+            f"namespace {namespace!r} is not one of kubernetes.namespaces ({', '.join(granted)}): "
             "the service has no access there",
         )
     return None
