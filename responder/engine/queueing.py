@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[work.WorkItem], Awaitable[None]]
 
+_IN_A_ROW = 32
+"""Items a worker takes one after another without suspending before it lets the event loop run."""
+
 
 class QueueRejected(Exception):
     """Nothing of the offer was queued."""
@@ -172,9 +175,21 @@ class KeyedQueue:
 
     async def _work(self) -> None:
         ready = self._ready
+        in_a_row = 0
         while True:
-            # A key already waiting is taken without suspending (what asyncio.Queue.get does too).
-            key = ready.popleft() if ready else await self._next_key()
+            if not ready:
+                in_a_row = 0
+                key = await self._next_key()
+            elif in_a_row < _IN_A_ROW:
+                # A key already waiting is taken without suspending (what asyncio.Queue.get does too).
+                in_a_row += 1
+                key = ready.popleft()
+            else:
+                # A handler that never waits (planning from labels) would otherwise work off a whole backlog
+                # in one go while no webhook is answered: let the event loop run between batches.
+                in_a_row = 0
+                await asyncio.sleep(0)
+                continue
             item = self._take(key)
             try:
                 await self._handler(item)
