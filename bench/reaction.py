@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,90 +36,123 @@ async def _run(
     *,
     count: int,
     workdir: Path,
-    extra: dict[str, Any] | None = None,
-    before_serve: Callable[[list[dict[str, str]]], dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """`before_serve(workloads)` may return more config overrides once the workloads are staged (names known)."""
+    arms: Mapping[str, Mapping[str, Any]] | None = None,
+    before_serve: Callable[[list[dict[str, str]]], Mapping[str, Mapping[str, Any]]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """One service per arm (config overrides by arm name; default one arm, "service"), on one control plane
+    and `count` workloads each, alerts sent to the arms in turn, so that every arm meets the same load.
+
+    `before_serve(workloads)` may return more config overrides by arm name, once all the workloads are staged
+    (names known)."""
+    arms = arms if arms is not None else {"service": {}}
     with cluster.plane() as kube:
         kube.create_namespace(cluster.OWN_NAMESPACE)
         kube.create_namespace(NAMESPACE)
         api = await kube.api_client()
         try:
             t0 = time.perf_counter()
-            workloads = await cluster.stage_oom_killed(api, NAMESPACE, count=count, prefix="app")
+            workloads = await cluster.stage_oom_killed(api, NAMESPACE, count=count * len(arms), prefix="app")
             staged_s = time.perf_counter() - t0
-            overrides = dict(extra or {})
-            if before_serve is not None:
-                overrides.update(before_serve(workloads))
-            config = cluster.service_config(workdir, kube, qps=200, burst=400, extra=overrides)
-            port = common.free_port()
-            proc = common.start(
-                common.service_command(config, port=port),
-                name="service",
-                env=common.service_env(),
-                log_dir=workdir,
-            )
-            try:
-                common.wait_ready(proc, f"http://127.0.0.1:{port}/readyz", timeout=60)
-                url = f"http://127.0.0.1:{port}/webhook"
-                reaction: list[float] = []
-                acks: list[float] = []
-                statuses: dict[str, int] = {}
-                missed: list[str] = []
-                requests_before = sum(cluster.kube_requests(port).values())
+            later = before_serve(workloads) if before_serve is not None else {}
+            with contextlib.ExitStack() as services:
+                urls: dict[str, str] = {}
+                ports: dict[str, int] = {}
+                procs: dict[str, common.Proc] = {}
+                for arm, overrides in arms.items():
+                    arm_dir = workdir / arm
+                    arm_dir.mkdir(parents=True, exist_ok=True)
+                    config = cluster.service_config(
+                        arm_dir,
+                        kube,
+                        qps=200,
+                        burst=400,
+                        extra={"identity": f"bench-{arm}", **overrides, **later.get(arm, {})},
+                    )
+                    ports[arm] = common.free_port()
+                    procs[arm] = services.enter_context(
+                        common.running(
+                            common.start(
+                                common.service_command(config, port=ports[arm]),
+                                name=arm,
+                                env=common.service_env(),
+                                log_dir=arm_dir,
+                            )
+                        )
+                    )
+                    common.wait_ready(procs[arm], f"http://127.0.0.1:{ports[arm]}/readyz", timeout=60)
+                    urls[arm] = f"http://127.0.0.1:{ports[arm]}/webhook"
+                results = {arm: {"reaction_s": [], "ack_s": [], "statuses": {}, "missed": []} for arm in arms}
+                requests_before = {arm: sum(cluster.kube_requests(ports[arm]).values()) for arm in arms}
+                names = list(arms)
                 async with (
                     cluster.Watcher(api, NAMESPACE).running() as watcher,
                     aiohttp.ClientSession() as http,
                 ):
-                    for i, workload in enumerate(workloads):
-                        name = workload["deployment"]
-                        seen = watcher.event_for(name)
-                        alert = cluster.oom_alert(
-                            workload,
-                            NAMESPACE,
-                            fingerprint=f"{0xBE000000 + i:016x}",
-                            starts_at=cluster.rfc3339(),
-                        )
-                        sent = time.perf_counter()
-                        status, ack = await cluster.post(http, url, [alert])
-                        statuses[str(status)] = statuses.get(str(status), 0) + 1
-                        acks.append(ack)
-                        try:
-                            await asyncio.wait_for(seen.wait(), 15)
-                        except TimeoutError:
-                            missed.append(name)
-                            continue
-                        reaction.append(watcher.first_entry[name] - sent)
-                        await asyncio.sleep(0.02)
-                    # Let the last writes land before reading the service's counters.
+                    for i in range(count):
+                        # Alternate which arm goes first, so that neither always follows the other.
+                        order = names if i % 2 == 0 else names[::-1]
+                        for arm in order:
+                            index = names.index(arm) * count + i
+                            await _react(
+                                http, watcher, urls[arm], workloads[index], index=index, into=results[arm]
+                            )
+                    # Let the last writes land before reading the services' counters.
                     await asyncio.sleep(1.0)
-                requests_after = sum(cluster.kube_requests(port).values())
-                by_verb = cluster.kube_requests(port)
-                hist = cluster.histogram(port, "oom_responder_action_duration_seconds")
                 ledgers = await cluster.final_ledgers(api, NAMESPACE)
-            finally:
-                proc.stop()
-                log_tail = proc.tail(30)
+                for arm in arms:
+                    mine = {w["deployment"] for w in workloads[names.index(arm) * count :][:count]}
+                    arm_ledgers = {name: entries for name, entries in ledgers.items() if name in mine}
+                    results[arm].update(
+                        {
+                            "count": count,
+                            "staged_s": staged_s,
+                            "mitigated": sum(
+                                1
+                                for entries in arm_ledgers.values()
+                                if any(e.get("action") == "raise_memory" for e in entries)
+                            ),
+                            "duplicates": cluster.duplicates(arm_ledgers),
+                            "kube_requests": sum(cluster.kube_requests(ports[arm]).values())
+                            - requests_before[arm],
+                            "kube_requests_by_label": cluster.kube_requests(ports[arm]),
+                            "action_duration_histogram": cluster.histogram(
+                                ports[arm], "oom_responder_action_duration_seconds"
+                            ),
+                        }
+                    )
+            for arm in arms:
+                results[arm]["service_log_tail"] = procs[arm].tail(30) if results[arm]["missed"] else ""
         finally:
             await api.close()
-    dups = cluster.duplicates(ledgers)
-    mitigated = sum(
-        1 for entries in ledgers.values() if any(e.get("action") == "raise_memory" for e in entries)
+    return results
+
+
+async def _react(
+    http: aiohttp.ClientSession,
+    watcher: cluster.Watcher,
+    url: str,
+    workload: dict[str, str],
+    *,
+    index: int,
+    into: dict[str, Any],
+) -> None:
+    """One alert: sent, acknowledged, and its write seen by the watch (or missed after 15 s)."""
+    name = workload["deployment"]
+    seen = watcher.event_for(name)
+    alert = cluster.oom_alert(
+        workload, NAMESPACE, fingerprint=f"{0xBE000000 + index:016x}", starts_at=cluster.rfc3339()
     )
-    return {
-        "count": count,
-        "staged_s": staged_s,
-        "reaction_s": reaction,
-        "ack_s": acks,
-        "statuses": statuses,
-        "missed": missed,
-        "mitigated": mitigated,
-        "duplicates": dups,
-        "kube_requests": requests_after - requests_before,
-        "kube_requests_by_label": by_verb,
-        "action_duration_histogram": hist,
-        "service_log_tail": log_tail if missed else "",
-    }
+    sent = time.perf_counter()
+    status, ack = await cluster.post(http, url, [alert])
+    into["statuses"][str(status)] = into["statuses"].get(str(status), 0) + 1
+    into["ack_s"].append(ack)
+    try:
+        await asyncio.wait_for(seen.wait(), 15)
+    except TimeoutError:
+        into["missed"].append(name)
+        return
+    into["reaction_s"].append(watcher.first_entry[name] - sent)
+    await asyncio.sleep(0.02)
 
 
 def _row(name: str, values_s: list[float]) -> dict[str, Any]:
@@ -147,7 +181,7 @@ def _histogram_quantile(hist: dict[str, float], q: float) -> float | None:
 def run(*, quick: bool) -> dict[str, Any]:
     count = 20 if quick else 200
     workdir = Path(tempfile.mkdtemp(prefix="oom-bench-reaction-"))
-    raw = asyncio.run(_run(count=count, workdir=workdir))
+    raw = asyncio.run(_run(count=count, workdir=workdir))["service"]
     reaction = _row("webhook sent → write seen by a watch", raw["reaction_s"])
     rows = [
         reaction,

@@ -20,7 +20,7 @@ from responder.engine import actions as parts
 from responder.engine import quieting, reporting
 from responder.engine.actions import base
 from responder.kube import client, errors, patching
-from responder.logic import planning
+from responder.logic import budgeting, planning
 from responder.models import actions, cluster_state, decisions, ledgers, mutations, settings, targets
 
 __all__ = ["Acted", "Actor", "FollowUps", "Guard", "Replan", "StateStore", "Verifier"]
@@ -30,6 +30,11 @@ logger = logging.getLogger(__name__)
 
 class Replan(Exception):
     """The write lost a resourceVersion race (409): someone wrote first; re-read, re-check and re-plan."""
+
+    def __init__(self, key: str, *, counted: bool) -> None:
+        super().__init__(key)
+        self.counted = counted
+        """The workload was counted in the blast radius before the write was refused."""
 
 
 class Guard(Protocol):
@@ -56,6 +61,10 @@ class StateStore(Protocol):
     ) -> tuple[cluster_state.ClusterState, cluster_state.BreakerTransition | None]: ...
 
     async def reserve(self, *, now: datetime.datetime) -> decisions.Decision: ...
+
+    async def count_and_reserve(
+        self, target: targets.Target, *, now: datetime.datetime
+    ) -> tuple[decisions.Decision, cluster_state.BreakerTransition | None]: ...
 
     async def return_budget(self, *, now: datetime.datetime) -> None: ...
 
@@ -108,6 +117,8 @@ class Acted:
     """Allowed (with what followed the write) or the refusal that stopped it."""
     summary: str | None = None
     """What was done, in one line; None when nothing was written (blocked or refused, already reported)."""
+    counted: bool = False
+    """The workload was counted in the blast radius on the way (`count` was given and its write happened)."""
 
 
 class Actor:
@@ -145,6 +156,26 @@ class Actor:
     def dry_run(self) -> bool:
         return self.preview or self.settings.mode is settings.Mode.DRY_RUN
 
+    async def count(self, target: targets.Target) -> cluster_state.ClusterState | None:
+        """Count `target` in the blast radius on its own write; the state it left (None: not counted, said in
+        the log: the breaker is a guardrail on top of the budget, and the alert is still answered)."""
+        try:
+            cluster, transition = await self.state_store.note_alerting(target, now=self.clock())
+        except errors.KubeError as e:
+            logger.warning("could not count %s in the blast radius: %s", target.key, e.message)
+            return None
+        self.told(transition, target=target)
+        return cluster
+
+    def told(self, transition: cluster_state.BreakerTransition | None, *, target: targets.Target) -> None:
+        """Announce the breaker's transition this process's write made (each is told to one caller only)."""
+        if transition is not None:
+            self.reporter.breaker(
+                transition,
+                target=target,
+                detail=budgeting.describe_transition(transition, settings=self.settings),
+            )
+
     async def _guarded(
         self, plan: decisions.Plan, guard_snapshot: cluster_state.TargetSnapshot
     ) -> decisions.Decision:
@@ -174,8 +205,12 @@ class Actor:
         mutation: mutations.Mutation[mutations.Change],
         guard_snapshot: cluster_state.TargetSnapshot,
         options: object,
+        count: targets.Target | None = None,
     ) -> Acted:
-        """Guard, pre-check, reserve, write and report one mutation. Raises `Replan` after a 409."""
+        """Guard, pre-check, reserve, write and report one mutation. Raises `Replan` after a 409.
+
+        `count`: the workload still to be counted in the blast radius; it is counted with the reservation,
+        in the same state write (in dry-run, on its own, and the guard asked again on the state it left)."""
         plan = mutation.plan
         action = plan.action
         part = parts.mutating(action)
@@ -191,12 +226,31 @@ class Actor:
         if self.preview:
             return Acted(decision)
         reserved = False
+        counted = count is not None
         if not self.dry_run:
-            budget = await self.state_store.reserve(now=self.clock())
+            if count is not None:
+                budget, transition = await self.state_store.count_and_reserve(count, now=self.clock())
+                self.told(transition, target=count)
+            else:
+                budget = await self.state_store.reserve(now=self.clock())
             if not budget.allowed:
                 await self.reporter.blocked_with_event(run, action, budget, plan=plan)
-                return Acted(budget)
+                return Acted(budget, counted=counted)
             reserved = True
+        elif count is not None:
+            cluster = await self.count(count)
+            if cluster is not None:
+                # Counted first in enforce mode too: the workload that opens the breaker is refused by it.
+                again = self.guard(
+                    plan=plan,
+                    snapshot=guard_snapshot,
+                    cluster=cluster,
+                    settings=self.settings,
+                    now=self.clock(),
+                )
+                if not again.allowed:
+                    await self.reporter.blocked_with_event(run, action, again, plan=plan)
+                    return Acted(again, counted=True)
         follow_ups = None if self.dry_run else self.follow_ups
         if follow_ups is not None:
             # Written ahead (unconfirmed): a replica killed right after the write leaves its verdicts, its
@@ -215,7 +269,7 @@ class Actor:
             if follow_ups is not None:
                 await follow_ups.write_failed(mutation, maybe_written=False)
             logger.info("409 on %s: re-reading and re-planning", snapshot.target.key)
-            raise Replan(snapshot.target.key) from e
+            raise Replan(snapshot.target.key, counted=counted) from e
         except errors.KubeError as e:
             # A 5xx may have been applied: its token stays spent rather than risk a second write on it.
             if reserved and not isinstance(e, errors.KubeUnavailable):
@@ -224,7 +278,7 @@ class Actor:
                 await follow_ups.write_failed(mutation, maybe_written=isinstance(e, errors.KubeUnavailable))
             refusal = decisions.Decision.refuse(errors.reason_for(e), e.message)
             await self.reporter.refused(run, action, decisions.Outcome.FAILED, refusal, plan=plan)
-            return Acted(refusal)
+            return Acted(refusal, counted=counted)
         summary = planning.describe(plan)
         follows = actions.traits_of(action).follows_rollout and self.verifier is not None
         if follow_ups is not None:
@@ -258,7 +312,7 @@ class Actor:
                 )
         if not self.dry_run and self.verifier is not None and follows:
             self.verifier.verify_later(run, mutation=mutation, written=written, options=options)
-        return Acted(allowed, summary)
+        return Acted(allowed, summary, counted=counted)
 
     async def _silence(
         self,

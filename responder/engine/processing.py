@@ -12,7 +12,8 @@ Exactly once: work on one target is serialized in-process by a lock on the resol
 across replicas by the resourceVersion precondition of the single write that carries the change and its
 ledger entry (409 → re-read, re-check, re-plan: the loser then finds the occurrence in the ledger).
 
-Requests per alert: nothing is read twice. The workload read while locating a gone pod's owner is the
+Requests per alert: nothing is read twice, and the copies of one alert (HA peers, repeats, re-fires of the same
+kill) share the read of their pod when they were received before it (`responder.kube.pod_readings`). The workload read while locating a gone pod's owner is the
 snapshot's, unless this process wrote it since; the guard's first look at the cluster-wide state is the state
 this process last read or wrote (an allowing answer is re-checked by `reserve` under compare-and-swap, a
 refusing one on a fresh read); an API found not served (the VPA's) is not asked again for a few minutes.
@@ -25,6 +26,7 @@ import collections
 import contextlib
 import dataclasses
 import datetime
+import functools
 import logging
 import os
 import socket
@@ -32,9 +34,9 @@ from collections.abc import AsyncIterator, Callable
 
 from responder import metrics as metrics_mod
 from responder.engine import acting, following, investigating, measuring, quieting, reporting, verifying
-from responder.kube import client, errors, fetching, follow_ups
+from responder.kube import client, errors, fetching, follow_ups, pod_readings
 from responder.kube import state as state_mod
-from responder.logic import budgeting, guarding, planning, resolving, routing
+from responder.logic import guarding, planning, resolving, routing
 from responder.models import (
     actions,
     alerts,
@@ -150,6 +152,7 @@ class Processor:
         self._lock_users: collections.Counter[str] = collections.Counter()
         self._unserved = fetching.Unserved()
         self._writes = _RecentWrites()
+        self._pods = pod_readings.PodReadings(clock=clock)
         self.reporter = reporting.Reporter(
             metrics=metrics,
             notifiers=notifiers,
@@ -262,7 +265,12 @@ class Processor:
                 await self._resolved(run)
                 return
             seen = self._writes.seq
-            located = await fetching.locate(self.kube, event=item.event, names=self.settings.alerts)
+            located = await fetching.locate(
+                self.kube,
+                event=item.event,
+                names=self.settings.alerts,
+                read_pod=functools.partial(self._pods.read, self.kube, received_at=item.received_at),
+            )
             if located.target is None:
                 refusal = located.refusal or decisions.Decision.refuse(decisions.Reason.TARGET_NOT_FOUND, "")
                 self.reporter.report(run, run.first_action, decisions.Outcome.SKIPPED, refusal)
@@ -432,14 +440,14 @@ class Processor:
         """The conflict loop: read, check, plan and act until a write wins or nothing is to be written."""
         target = run.target
         assert target is not None
-        noted = False
+        counted = False
         collected = False
         for attempt in range(self.settings.kubernetes.conflict_attempts):
             if attempt:
                 workload = None  # someone wrote it since: read it again
                 if run.event.pod and run.event.namespace:
                     # Someone wrote the workload since we read it: the pod may have changed too.
-                    pod = await fetching.read_optional(
+                    pod = await self._pods.refresh(
                         self.kube, fetching.pod_path(run.event.namespace, run.event.pod)
                     )
             snapshot = await self._snapshot(run, target, pod, workload)
@@ -455,9 +463,14 @@ class Processor:
                 self.reporter.report(run, run.first_action, decisions.Outcome.SKIPPED, still, kind=kind)
                 return
             guard_snapshot = self._guard_snapshot(snapshot)
-            if not noted and guarding.check_scope(snapshot=guard_snapshot, settings=self.settings) is None:
-                noted = True
-                await self._note_alerting(target)
+            # An alerting workload in scope counts in the blast radius once: with its reservation when a
+            # mitigation gets that far (one state write for both), else on its own before the run ends.
+            count = (
+                target
+                if not counted
+                and guarding.check_scope(snapshot=guard_snapshot, settings=self.settings) is None
+                else None
+            )
             proposal = self._propose(run, snapshot)
             for action, refusal in proposal.skipped:
                 if refusal.reason is decisions.Reason.AT_CEILING:
@@ -484,10 +497,15 @@ class Processor:
                         mutation=proposal.mutation,
                         guard_snapshot=guard_snapshot,
                         options=self._options_of(run, proposal.mutation.plan.action),
+                        count=count,
                     )
-                except acting.Replan:
+                except acting.Replan as replan:
+                    counted = counted or replan.counted
                     continue  # 409: someone wrote first; re-read, re-check and re-plan
                 done = acted.summary
+                counted = counted or acted.counted
+            if count is not None and not counted:
+                await self.actor.count(count)
             await self.actor.act_additional(
                 run, snapshot=snapshot, specs=after, guard_snapshot=guard_snapshot, done=done
             )
@@ -497,16 +515,3 @@ class Processor:
             f"the workload kept changing: {self.settings.kubernetes.conflict_attempts} attempts lost to 409",
         )
         self.reporter.report(run, run.first_action, decisions.Outcome.FAILED, conflict)
-
-    async def _note_alerting(self, target: targets.Target) -> None:
-        try:
-            _, transition = await self.state_store.note_alerting(target, now=self.clock())
-        except errors.KubeError as e:
-            logger.warning("could not count %s in the blast radius: %s", target.key, e.message)
-            return
-        if transition is not None:
-            self.reporter.breaker(
-                transition,
-                target=target,
-                detail=budgeting.describe_transition(transition, settings=self.settings),
-            )

@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import functools
 import logging
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from responder.kube import client, errors, informers
 from responder.logic import resolving
@@ -230,8 +231,16 @@ async def _confirmed(
     return None
 
 
-async def locate(kube: client.Kube, *, event: alerts.AlertEvent, names: settings.AlertsSettings) -> Located:
-    """The alert's top-level workload and its pod (None when gone), or why there is none."""
+async def locate(
+    kube: client.Kube,
+    *,
+    event: alerts.AlertEvent,
+    names: settings.AlertsSettings,
+    read_pod: Callable[[str], Awaitable[Body | None]] | None = None,
+) -> Located:
+    """The alert's top-level workload and its pod (None when gone), or why there is none.
+
+    `read_pod(path)` reads the alerted pod (default: from the API server)."""
     namespace = event.namespace
     if not namespace:
         return Located(
@@ -239,7 +248,9 @@ async def locate(kube: client.Kube, *, event: alerts.AlertEvent, names: settings
             None,
             decisions.Decision.refuse(decisions.Reason.MISSING_LABELS, "the alert names no namespace"),
         )
-    pod = await read_optional(kube, pod_path(namespace, event.pod)) if event.pod else None
+    if read_pod is None:
+        read_pod = functools.partial(read_optional, kube)
+    pod = await read_pod(pod_path(namespace, event.pod)) if event.pod else None
     if pod is not None:
         step = resolving.resolve_owner(
             namespace=namespace, kind="Pod", name=str(event.pod), owner=resolving.controller_of(pod)

@@ -360,6 +360,26 @@ class StateStore:
 
         return await self.update(change, urgent=True)
 
+    async def count_and_reserve(
+        self, target: targets.Target, *, now: datetime.datetime
+    ) -> tuple[decisions.Decision, cluster_state.BreakerTransition | None]:
+        """`note_alerting` and `reserve` in one write, at the reservation's turn: a mitigation's blast-radius
+        count rides on its reservation (group-committed with the others waiting), instead of a write of its
+        own. Returns the reservation's decision and the breaker's transition (told to one caller only)."""
+
+        def change(
+            state: cluster_state.ClusterState,
+        ) -> tuple[
+            cluster_state.ClusterState,
+            tuple[decisions.Decision, cluster_state.BreakerTransition | None],
+        ]:
+            new_state, decision, transition = budgeting.count_and_reserve(
+                state, key=target.key, now=now, settings=self.settings
+            )
+            return new_state, (decision, transition)
+
+        return await self.update(change, urgent=True)
+
     async def reserve_budget(self, *, now: datetime.datetime) -> bool:
         """`reserve` as a yes/no."""
         return (await self.reserve(now=now)).allowed

@@ -225,3 +225,16 @@ def reserve(
     if taken is None:  # pragma: no cover - _check_cluster saw at least one token at the same instant
         return None, _block(decisions.Guardrail.BUDGET, "global budget is spent")
     return taken, decisions.Decision.allow()
+
+
+def count_and_reserve(
+    cluster: cluster_state.ClusterState, *, key: str, now: datetime.datetime, settings: settings.Settings
+) -> tuple[cluster_state.ClusterState, decisions.Decision, cluster_state.BreakerTransition | None]:
+    """Count workload `key` in the blast radius, then `reserve` on the state that leaves: one state write for
+    both. The workload that crosses the breaker's line opens it and is refused by it, as when counted first.
+
+    Returns the state to store (the count is kept even when the reservation is refused), the reservation's
+    decision and the breaker's transition, if any."""
+    counted, transition = note_workload(cluster, key=key, now=now, settings=settings)
+    reserved, decision = reserve(counted, now=now, settings=settings)
+    return (reserved if reserved is not None else counted), decision, transition

@@ -10,6 +10,7 @@ prefix (`fail`). Every request is recorded. The integration suites use the real 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import itertools
@@ -70,7 +71,10 @@ def _merge(base: Any, patch: Any) -> Any:
 class FakeApi:
     """Objects by path; `fail[(method, path_prefix)]` holds answers given (and used up) before any real one."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, suspends: bool = False) -> None:
+        """`suspends`: every request lets other tasks run first, as a request to a real server does (so that
+        callers waiting behind it can queue up)."""
+        self.suspends = suspends
         self.objects: dict[str, dict[str, Any]] = {}
         self.requests: list[Request] = []
         self.fail: dict[tuple[str, str], list[client.Answer]] = {}
@@ -112,6 +116,8 @@ class FakeApi:
     ) -> client.Answer:
         request = Request(method, path, tuple(params), copy.deepcopy(body), content_type)
         self.requests.append(request)
+        if self.suspends:
+            await asyncio.sleep(0)
         for (fail_method, prefix), answers in self.fail.items():
             if fail_method == method and path.startswith(prefix) and answers:
                 return answers.pop(0)

@@ -5,7 +5,9 @@ Aspects covered:
 * the first reservation creates the object; each takes one token, and a spent budget refuses;
 * two replicas racing on the object both succeed, one after re-reading on 409, and spend two tokens in
   total (never the same one twice);
-* a returned token is put back; pausing and resuming are recorded with who did it.
+* a returned token is put back; pausing and resuming are recorded with who did it;
+* blast-radius counts ride on reservations: those that waited for a turn are written together, and the
+  breaker opens exactly once, at the workload that crosses the line.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import datetime
 import json
 
 from responder.kube import state
-from responder.models import decisions, settings
+from responder.models import cluster_state, decisions, settings, targets
 from tests.unit import fakeapi
 
 NOW = datetime.datetime(2026, 3, 1, 12, tzinfo=datetime.UTC)
@@ -70,3 +72,24 @@ async def test_a_returned_token_is_put_back_and_pause_and_resume_say_who() -> No
     assert (paused.paused, paused.paused_by) == (True, "alice")
     resumed = await store.resume(by="bob", now=NOW)
     assert (resumed.paused, resumed.paused_by) == (False, "bob")
+
+
+async def test_counts_ride_on_reservations_written_together_and_the_breaker_opens_once() -> None:
+    api = fakeapi.FakeApi(suspends=True)
+    config = settings.Settings.model_validate(
+        {"guardrails": {"blast_radius": {"max_workloads": 5, "window_seconds": 600}}}
+    )
+    store = state.StateStore(fakeapi.kube_on(api), namespace="responder", settings=config)
+    workloads = [
+        targets.Target(kind=targets.WorkloadKind.DEPLOYMENT, namespace="shop", name=f"app-{i}")
+        for i in range(12)
+    ]
+
+    answers = await asyncio.gather(*(store.count_and_reserve(w, now=NOW) for w in workloads))
+
+    assert [decision.allowed for decision, _ in answers] == [True] * 5 + [False] * 7
+    assert [transition for _, transition in answers].count(cluster_state.BreakerTransition.OPENED) == 1
+    stored = json.loads(api.objects[PATH]["data"]["state.json"])
+    assert stored["breaker_open"] is True and len(stored["workloads"]) == 12
+    # The first creates the object; the eleven that waited behind it are counted and refused in one write.
+    assert [r.method for r in api.requests] == ["GET", "POST", "PUT"]
