@@ -369,13 +369,7 @@ class Actor:
                 occurrence_id=run.event.occurrence_id,
                 pod=run.event.pod,
             )
-            decision = self.guard(
-                plan=plan,
-                snapshot=guard_snapshot,
-                cluster=await self.state_store.read(),
-                settings=self.settings,
-                now=self.clock(),
-            )
+            decision = await self._guarded(plan, guard_snapshot)
             if not decision.allowed:
                 self.reporter.blocked(run, spec.action, decision, plan=plan)
                 continue

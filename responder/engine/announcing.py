@@ -95,6 +95,8 @@ class Announcing:
         self._previous: dict[tuple[str, str], follow_ups.FollowUp | None] = {}
         """(workload key, incident) → the record before `before_write` replaced it, to put back if the write
         does not happen."""
+        self._claimed_ahead: set[tuple[str, str]] = set()
+        """(workload key, incident) whose record `before_write` wrote claimed by this replica."""
         self._poller: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 

@@ -36,6 +36,10 @@ from responder.models import follow_ups, targets
 
 __all__ = ["Following"]
 
+_MIN_POLL_GAP_SECONDS = 5.0
+"""The least time between two polls (or `poll_seconds` when shorter), however often this process's writes
+ask for one."""
+
 logger = logging.getLogger(__name__)
 
 
@@ -77,15 +81,21 @@ class Following(recording.Recording, judging.Judging, restarting.Restarting, res
 
     async def _poll(self) -> None:
         while True:
+            self._wake.clear()
             try:
                 await self.tick()
             except errors.KubeError as e:
                 logger.warning("follow-ups: could not list the records: %s", e.message)
             except Exception:
                 logger.exception("follow-ups: poll failed")
-            self._wake.clear()
+            # Woken by this process's writes, the poll still waits a moment first: a storm of mitigations
+            # wakes it hundreds of times, and each poll is a LIST.
+            await asyncio.sleep(min(self.config.poll_seconds, _MIN_POLL_GAP_SECONDS))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.config.poll_seconds)
+                await asyncio.wait_for(
+                    self._wake.wait(),
+                    timeout=max(0.0, self.config.poll_seconds - _MIN_POLL_GAP_SECONDS),
+                )
 
     async def follow_now(self, target: targets.Target) -> None:
         """Work on the record of `target` now, under the claim `track(claim=True)` took (the replica that

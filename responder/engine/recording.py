@@ -158,16 +158,21 @@ class Recording(announcing.Announcing):
             now = self.clock()
             before: list[follow_ups.FollowUp | None] = []
 
+            claimed_ahead: list[bool] = []
+
             def change(current: follow_ups.FollowUp | None) -> follow_ups.FollowUp:
                 before[:] = [current]
                 merged = following.add_incident(current, record).model_copy(update={"confirmed": False})
                 claimed = following.claim(
                     merged, holder=self.identity, now=now, seconds=self.config.claim_seconds
                 )
+                claimed_ahead[:] = [claimed is not None]
                 return claimed or merged
 
             await self.store.update(target, change)
             self._previous[(target.key, record.incident)] = before[0] if before else None
+            if claimed_ahead == [True]:
+                self._claimed_ahead.add((target.key, record.incident))
         except errors.KubeError as e:
             logger.warning(
                 "follow-up of %s not written ahead: %s (it is written after the mitigation instead)",
@@ -183,6 +188,7 @@ class Recording(announcing.Announcing):
         target = mutation.plan.target
         incident = mutation.plan.occurrence_id
         previous = self._previous.pop((target.key, incident), None)
+        self._claimed_ahead.discard((target.key, incident))
 
         def change(current: follow_ups.FollowUp) -> follow_ups.FollowUp | store_mod._Delete | None:
             if current.incident != incident or current.confirmed:
@@ -211,7 +217,19 @@ class Recording(announcing.Announcing):
         Prometheus is configured, a schedule interval from its time to OOM. Never fails the mitigation."""
         plan = mutation.plan
         target = plan.target
+        ahead = (target.key, plan.occurrence_id) in self._claimed_ahead
+        self._claimed_ahead.discard((target.key, plan.occurrence_id))
         self._previous.pop((target.key, plan.occurrence_id), None)
+        playbook = run.item.playbook
+        scheduled = playbook is not None and any(spec.scheduled_restart for spec in playbook.actions)
+        if ahead and follows_rollout and not scheduled:
+            # The record written ahead holds all the rollout's verification needs (this replica follows the
+            # generation it wrote, under the claim taken then): it is confirmed in the write that clears the
+            # verification, one write instead of two. If this replica dies first, the claim lapses and
+            # another confirms it from the workload's ledger, as for a death right after the write.
+            since = mutation.entry.at
+            self._held.add((target.key, since))
+            return
         try:
             # No LIST of the pods here (a mitigation costs no extra request for it): the alerted pod's restart
             # counts were kept ahead of the write, and a pod older than the mitigation seen first at a
@@ -273,7 +291,9 @@ class Recording(announcing.Announcing):
             pending = current.verification
             if pending is None or pending.since != since:
                 return None
-            return following.release(current.model_copy(update={"verification": None}), holder=self.identity)
+            # Confirmed here too: a record written ahead and followed by its writer was not confirmed apart.
+            done = current.model_copy(update={"verification": None, "confirmed": True})
+            return following.release(done, holder=self.identity)
 
         if (target.key, since) not in self._held:
             return True  # never recorded (the record could not be written): only this replica knows of it

@@ -21,6 +21,7 @@ unreadable, with the reason, and is never rewritten here. It decides nothing.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import random
 import urllib.parse
@@ -63,6 +64,9 @@ def tombstone(
         }
     )
 
+
+_KNOWN = 1024
+"""Records remembered by workload (the ones being worked on); an older one forgotten costs a GET."""
 
 Change = Callable[["follow_ups.FollowUp | None"], "follow_ups.FollowUp | _Delete | None"]
 
@@ -118,6 +122,18 @@ class FollowUpStore:
         self.kube = kube
         self.namespace = namespace
         self._max_conflicts = max_conflicts
+        self._known: collections.OrderedDict[str, Stored] = collections.OrderedDict()
+        """The last record this store read or wrote per workload key: an update starts from it instead of a
+        GET (its write's precondition proves it current, or a 409 sends the update to the API server)."""
+
+    def _remember(self, stored: Stored) -> Stored:
+        if stored.record is not None:
+            key = stored.record.target.key
+            self._known[key] = stored
+            self._known.move_to_end(key)
+            while len(self._known) > _KNOWN:
+                self._known.popitem(last=False)
+        return stored
 
     @property
     def _collection(self) -> str:
@@ -151,39 +167,52 @@ class FollowUpStore:
     async def read(self, target: targets.Target) -> Stored | None:
         """The record of `target` (a tombstone too: `record.ended` is then set), None when there is none."""
         try:
-            configmap = await self.kube.get(self._path(follow_ups.record_name(target)))
+            lease = await self.kube.get(self._path(follow_ups.record_name(target)))
         except errors.KubeNotFound:
+            self._known.pop(target.key, None)
             return None
-        return parse(configmap)
+        return self._remember(parse(lease))
 
     # ---- writing --------------------------------------------------------------------------------------------
 
     async def replace(self, stored: Stored, record: follow_ups.FollowUp) -> Stored:
         """One compare-and-swap: write `record` over `stored` at its resourceVersion. KubeConflict when anyone
         wrote since (the caller lost: it must re-read, not retry blindly); KubeNotFound when it was deleted."""
-        answer = await self.kube.request(
-            "PUT",
-            self._path(stored.name),
-            body=self._body(record, resource_version=stored.resource_version),
-            verb="update",
-        )
-        return Stored(
-            stored.name,
-            str((answer.get("metadata") or {}).get("resourceVersion") or ""),
-            record,
-            None,
-            record.target.key,
+        try:
+            answer = await self.kube.request(
+                "PUT",
+                self._path(stored.name),
+                body=self._body(record, resource_version=stored.resource_version),
+                verb="update",
+            )
+        except BaseException:
+            self._known.pop(record.target.key, None)  # changed, gone, or unknown whether written
+            raise
+        return self._remember(
+            Stored(
+                stored.name,
+                str((answer.get("metadata") or {}).get("resourceVersion") or ""),
+                record,
+                None,
+                record.target.key,
+            )
         )
 
     async def create(self, record: follow_ups.FollowUp) -> Stored:
         """Create the record; KubeConflict (AlreadyExists) when another replica created it first."""
-        answer = await self.kube.create(self._collection, self._body(record, resource_version=None))
-        return Stored(
-            follow_ups.record_name(record.target),
-            str((answer.get("metadata") or {}).get("resourceVersion") or ""),
-            record,
-            None,
-            record.target.key,
+        try:
+            answer = await self.kube.create(self._collection, self._body(record, resource_version=None))
+        except BaseException:
+            self._known.pop(record.target.key, None)
+            raise
+        return self._remember(
+            Stored(
+                follow_ups.record_name(record.target),
+                str((answer.get("metadata") or {}).get("resourceVersion") or ""),
+                record,
+                None,
+                record.target.key,
+            )
         )
 
     async def retire(self, stored: Stored, record: follow_ups.FollowUp) -> bool:
@@ -216,11 +245,20 @@ class FollowUpStore:
         `change` gets None when there is no record, returns the new record, None (nothing to write) or
         DELETE. An unreadable record is passed as None only to be refused: it is never overwritten (KubeInvalid
         is raised so the caller reports it). Returns what is stored afterwards (None when nothing is).
+
+        The first attempt starts from the record this store last read or wrote, or, knowing none, from no
+        record (a create, refused with 409 when there is one); a decision to write nothing is only taken on
+        a fresh read, since nothing else proves what was assumed.
         """
-        for attempt in range(self._max_conflicts):
-            if attempt:
-                await asyncio.sleep(min(0.05 * 2**attempt, 1.0) * random.uniform(0.5, 1.0))
-            stored = await self.read(target)
+        assumed = True
+        attempt = 0
+        while attempt < self._max_conflicts:
+            if assumed:
+                stored = self._known.get(target.key)
+            else:
+                if attempt:
+                    await asyncio.sleep(min(0.05 * 2**attempt, 1.0) * random.uniform(0.5, 1.0))
+                stored = await self.read(target)
             if stored is not None and stored.record is None:
                 raise errors.KubeInvalid(
                     f"follow-up record {self.namespace}/{stored.name} is unreadable: {stored.error}",
@@ -228,6 +266,9 @@ class FollowUpStore:
                 )
             current = stored.record if stored is not None else None
             changed = change(current)
+            if assumed and (changed is None or (isinstance(changed, _Delete) and current is None)):
+                assumed = False
+                continue
             if changed is None:
                 return current
             try:
@@ -241,6 +282,9 @@ class FollowUpStore:
                 else:
                     await self.replace(stored, changed)
             except (errors.KubeConflict, errors.KubeNotFound):
+                if not assumed:
+                    attempt += 1
+                assumed = False
                 continue
             return changed
         raise errors.KubeConflict(
