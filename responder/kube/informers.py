@@ -153,7 +153,8 @@ class Informer:
         self.resource_version = ""
         """The newest resourceVersion seen (a list's, an event's or a bookmark's)."""
         self.synced = asyncio.Event()
-        """Set once the first list is in the store; stays set through re-watches and re-lists."""
+        """Set once a list is in the store; stays set through re-watches and re-lists, and is cleared while the
+        resource is forbidden or not served (a copy that cannot be watched is not read)."""
         self.lists = 0
         """Lists made (1 + re-lists after 410 Gone or a failure)."""
         self.watches = 0
@@ -366,6 +367,9 @@ class Informer:
                 failures += 1
                 self.last_error = f"{type(e).__name__}: {e}"[:500]
                 if isinstance(e, errors.KubeForbidden | errors.KubeNotFound):
+                    # Not a passing failure (RBAC without `watch`, or the API went away): this copy would never
+                    # be current again, so readers go to the API server until a new list has succeeded.
+                    self.synced.clear()
                     must_list = True
                 level = logging.WARNING if failures in (1, 10) or failures % 100 == 0 else logging.DEBUG
                 logger.log(

@@ -8,7 +8,8 @@ dropped); stored objects lose managedFields and the last-applied annotation; an 
 informer and nothing else does (subresources, other namespaces when scoped, unsynced informers); `wait_for`
 wakes on the change that satisfies it; fetching reads a cached object as a copy, asks the API server for one
 the cache lacks unless the name was a guess, and after a 409 on the path; the quota pre-check is skipped only
-where the cache shows neither a ResourceQuota nor a LimitRange.
+where the cache shows neither a ResourceQuota nor a LimitRange; a watch refused by RBAC un-syncs the informer until
+a list succeeds again.
 """
 
 from __future__ import annotations
@@ -280,3 +281,38 @@ async def test_lists_once_rewatches_from_the_last_version_and_lists_again_after_
     # The last list replaced the store: what earlier lists and events held is gone.
     assert [o["metadata"]["name"] for o in informer.items()] == ["listed-3"]
     assert informer.lists == 3
+
+
+async def test_a_forbidden_watch_unsyncs_the_informer_until_a_list_succeeds_again() -> None:
+    # RBAC grants list but not watch: the listed copy would never change again, so it must not be read.
+    synced_when_listing: list[bool] = []
+
+    class Watching(_Scripted):
+        async def send(
+            self, method: str, path: str, *, params: list[tuple[str, str]], **kw: Any
+        ) -> client.Answer:
+            synced_when_listing.append(informer.synced.is_set())
+            return await super().send(method, path, params=params, **kw)
+
+    transport = Watching([(403, [])])
+    kube = client.Kube(
+        settings=settings.KubernetesSettings(),
+        metrics=metrics_mod.Metrics(),
+        transport=transport,  # type: ignore[arg-type]
+    )
+    informer = informers.Informer(
+        kube, resource=informers.DEPLOYMENTS, namespace="shop", sleep=lambda _: asyncio.sleep(0)
+    )
+    task = asyncio.create_task(informer.run())
+    try:
+        for _ in range(200):
+            if len(transport.requests) >= 4:
+                break
+            await asyncio.sleep(0)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert [kind for kind, _ in transport.requests][:4] == ["list", "watch", "list", "watch"]
+    # Not synced before the first list, nor after the refused watch (until the next list is in).
+    assert synced_when_listing[:2] == [False, False]
+    assert informer.synced.is_set()
