@@ -230,6 +230,10 @@ def run(*, quick: bool, variants: list[str]) -> dict[str, Any]:
         last = raw["last_mitigation_s"]
         raw["last_mitigation_vs_ideal"] = last / ideal if last is not None else None
         per = raw["requests_per_mitigated_workload"]
+        leases = sum(v for k, v in raw["requests_by_verb_and_resource"].items() if k.endswith(" leases"))
+        raw["follow_up_requests_per_mitigated_workload"] = (
+            leases / raw["mitigated"] if raw["mitigated"] else None
+        )
         prefix = f"[{raw['variant']}] "
         rows += [
             {"name": prefix + "webhook answers", "value": str(raw["webhook_statuses"])},
@@ -246,6 +250,15 @@ def run(*, quick: bool, variants: list[str]) -> dict[str, Any]:
             {
                 "name": prefix + "API requests per mitigated workload",
                 "value": f"**{per:.2f}**" if per else "–",
+            },
+            {
+                "name": prefix + "of which the follow-up records (Leases: written ahead, cleared after the "
+                "rollout's verification, the poller's LISTs)",
+                "value": _r(raw["follow_up_requests_per_mitigated_workload"], 2),
+            },
+            {
+                "name": prefix + "of which everything else (pod, workload, state object, Events, write)",
+                "value": _r(per - raw["follow_up_requests_per_mitigated_workload"], 2) if per else "–",
             },
             {
                 "name": prefix + "requests before the storm (cache lists and watches)",
