@@ -30,6 +30,7 @@ __all__ = [
     "Batch",
     "GroupedBatch",
     "JsonFormatter",
+    "TalliedBatch",
     "TextFormatter",
     "configure",
     "escape",
@@ -318,6 +319,47 @@ class Batch:
         if self._size:
             size, self._size = self._size, 0
             self._logger.info(self._message, extra={"count": size, self._field: self._take()})
+
+
+class TalliedBatch(Batch):
+    """A batch of entries that are often identical (the counts of one group's webhooks in a storm): each
+    distinct entry is listed once, with `count`, how many of the batch's entries it stands for.
+
+    `count` on the line counts entries, not distinct ones; the line is written at MAX_ITEMS entries, as a
+    Batch's. With `debug_message`, each entry is also logged on its own line at DEBUG.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        message: str,
+        *,
+        field: str,
+        debug_message: str | None = None,
+        delay_seconds: float = 0.25,
+    ) -> None:
+        super().__init__(
+            logger, message, field=field, debug_message=debug_message, delay_seconds=delay_seconds
+        )
+        self._distinct: dict[Hashable, dict[str, Any]] = {}
+
+    def add_tallied(self, key: Hashable, entry: Mapping[str, Any]) -> None:
+        """Add `entry`; `key` is the same for entries that are the same (it is not written)."""
+        logger = self._logger
+        if self._debug_message is not None and logger.isEnabledFor(logging.DEBUG):
+            logger.debug(self._debug_message, extra=dict(entry))
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        same = self._distinct.get(key)
+        if same is None:
+            self._distinct[key] = {**entry, "count": 1}
+        else:
+            same["count"] += 1
+        self._added()
+
+    def _take(self) -> list[dict[str, Any]]:
+        distinct, self._distinct = list(self._distinct.values()), {}
+        return distinct
 
 
 class GroupedBatch(Batch):

@@ -157,7 +157,9 @@ class KeyedQueue:
         del self._in_flight[key]
         if key in self._waiting:
             self._make_ready(key)
-        self._set_pending(self._pending - 1)
+        self._pending -= 1
+        if not self._pending:
+            self._idle.set()
 
     async def _next_key(self) -> str:
         ready = self._ready

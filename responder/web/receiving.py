@@ -5,8 +5,8 @@ every alert, and offers the resulting work items to the queue all at once. It an
 queued, and 503 when the queue is full or the service is shutting down: Alertmanager retries 5xx and drops
 alerts on 4xx, so nothing it was told we accepted may be lost, and nothing is marked seen before it is queued.
 A queue that is already full, or a shutdown, is answered before the body is even read: a storm of retries then
-costs no parsing. It logs each webhook with its counts, batched into one line per up to a hundred webhooks
-(the ingest path is CPU-bound), never a line per alert.
+costs no parsing. It logs the webhooks with their counts, batched into one line per up to a hundred webhooks
+(the same group and counts listed once, with how many), never a line per alert: the ingest path is CPU-bound.
 It must not plan, guard or touch the cluster: that happens later, in the queue's handler.
 """
 
@@ -126,11 +126,12 @@ class Receiver:
         self._received: dict[tuple[str, alerts.AlertStatus], prometheus_client.Counter] = {}
         self._bodies: dict[tuple[int, ...], bytes] = {}
         """`alerts_received` children by (alert name or "other", status): a bounded set, looked up once."""
-        self._accepted_lines = logs.Batch(
+        self._accepted_lines = logs.TalliedBatch(
             logger, "webhooks accepted", field="webhooks", debug_message="webhook accepted"
         )
-        """Each webhook with its counts, a line per batch (a line per webhook was a fifth of the CPU of a
-        1-alert webhook); each also on a line of its own at DEBUG."""
+        """The webhooks with their counts, a line per batch (a line per webhook was a fifth of the CPU of a
+        1-alert webhook), the same group and counts listed once with how many webhooks had them; each
+        webhook also on a line of its own at DEBUG."""
 
     def flush_log(self) -> None:
         """Write the webhooks accepted since the last line (at shutdown)."""
@@ -316,13 +317,11 @@ class Receiver:
         # One entry per webhook, batched (see __init__): a line per alert was a fifth of the CPU of a large
         # group. Which occurrences were queued is there at DEBUG; what is decided about each is logged where
         # it is decided.
-        self._accepted_lines.add(
-            {
-                "group_key": payload.group_key,
-                "receiver": payload.receiver,
-                # Flat ints: dataclasses.asdict's deep copy would cost a fifth of the entry.
-                **vars(counts),
-            }
+        values = vars(counts)
+        self._accepted_lines.add_tallied(
+            (payload.group_key, payload.receiver, *values.values()),
+            # Flat ints: dataclasses.asdict's deep copy would cost a fifth of the entry.
+            {"group_key": payload.group_key, "receiver": payload.receiver, **values},
         )
         if items and logger.isEnabledFor(logging.DEBUG):
             logger.debug(

@@ -260,3 +260,18 @@ async def test_a_batch_keeps_nothing_when_info_is_off_and_logs_each_entry_at_deb
         (logging.INFO, "things"),
     ]
     assert caplog.records[1].things == [{"n": 2}]  # type: ignore[attr-defined]
+
+
+async def test_a_tallied_batch_lists_identical_entries_once_with_their_number(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    batch = logs.TalliedBatch(logging.getLogger("responder.test"), "webhooks", field="webhooks")
+    caplog.set_level(logging.INFO, logger="responder.test")
+    for n in range(logs.MAX_ITEMS):
+        batch.add_tallied(("g", n % 2), {"group_key": "g", "accepted": n % 2})
+    [record] = caplog.records
+    assert record.count == logs.MAX_ITEMS  # type: ignore[attr-defined]
+    assert record.webhooks == [  # type: ignore[attr-defined]
+        {"group_key": "g", "accepted": 0, "count": logs.MAX_ITEMS // 2},
+        {"group_key": "g", "accepted": 1, "count": logs.MAX_ITEMS // 2},
+    ]

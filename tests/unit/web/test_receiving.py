@@ -5,8 +5,8 @@ duplicates; every rejection (401, 413 by header and while streaming, 415, 400 wi
 paths, 503 full and shutting down) as JSON, each leaving the queue exactly as it was and losing nothing
 accepted before; a full queue and a shutdown are answered before the body is looked at; a rejected request is
 not remembered as seen, so Alertmanager's retry is accepted; a UTF-8 byte order mark is accepted; metrics for
-all of it, alerts counted per (alert name, status); each webhook logged with its counts in a batched line (and
-alone at DEBUG), occurrence ids at DEBUG only.
+all of it, alerts counted per (alert name, status); each webhook logged with its counts in a batched line (the
+same counts of one group tallied; each alone at DEBUG), occurrence ids at DEBUG only.
 """
 
 from __future__ import annotations
@@ -137,6 +137,7 @@ async def test_webhooks_are_logged_with_their_counts_in_one_batched_line_and_alo
     with caplog.at_level(logging.INFO, logger="responder.web.receiving"):
         await _post(service, payloads.payload(OOM_1, OOM_2, UNKNOWN))
         await _post(service, payloads.payload(HIGH_3, OOM_1))
+        await _post(service, payloads.payload(HIGH_3, OOM_1))
         await service.settle()
         # Batched: nothing yet (the line is written when full, after a quarter of a second, or at shutdown).
         assert [r for r in caplog.records if r.name == "responder.web.receiving"] == []
@@ -145,12 +146,14 @@ async def test_webhooks_are_logged_with_their_counts_in_one_batched_line_and_alo
     assert (record.levelno, record.getMessage(), record.count) == (  # type: ignore[attr-defined]
         logging.INFO,
         "webhooks accepted",
-        2,
+        3,
     )
-    keys = ("accepted", "duplicates", "resolved", "ignored", "refused")
+    # Webhooks of one group with the same counts are listed once, with how many there were.
+    keys = ("count", "accepted", "duplicates", "resolved", "ignored", "refused")
     assert [tuple(w[key] for key in keys) for w in record.webhooks] == [  # type: ignore[attr-defined]
-        (2, 0, 0, 1, 0),
-        (1, 1, 0, 0, 0),
+        (1, 2, 0, 0, 1, 0),
+        (1, 1, 1, 0, 0, 0),
+        (1, 0, 2, 0, 0, 0),
     ]
     assert all(w["receiver"] == "oom-responder" for w in record.webhooks)  # type: ignore[attr-defined]
 
