@@ -486,7 +486,9 @@ class KubePlane:
                 f"--cluster-signing-key-file={pki.ca_key}",
                 # Fake nodes never lose heartbeats, but keep eviction of their pods out of tests.
                 "--node-monitor-grace-period=1h",
-                "--horizontal-pod-autoscaler-sync-period=5s",
+                # The HPA controller applies a raised minReplicas at its next sync: tests that raise an HPA's
+                # floor wait for it (15 s by default). A handful of HPAs at a time costs nothing to sync often.
+                "--horizontal-pod-autoscaler-sync-period=1s",
                 "-v=1",
             ],
         )
