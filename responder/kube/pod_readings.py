@@ -5,8 +5,8 @@ repeat interval re-sends it, and an alert that resolves and fires again comes ba
 same kill. In a storm those copies reach the queue together and each would read its pod again. A read taken
 after an alert was received already shows everything that alert knew (the alert was built from cluster
 state older than its delivery), so that alert may be answered from it instead of a new GET; an alert
-received after the read may carry news (a new kill) and always reads again. Readings are kept for a few
-seconds only, so that what the service sees of a pod is never older than that, and a bounded number of them.
+received after the read may carry news (a new kill) and always reads again. Readings are kept for two
+minutes at most (`MAX_AGE_SECONDS`), and a bounded number of them.
 
 The first attempt of a run reads through here; a re-read after a 409 goes to the API server and refreshes
 the reading. The cache is never the proof of anything written: every write still carries its precondition.
@@ -27,10 +27,11 @@ __all__ = ["MAX_AGE_SECONDS", "PodReadings"]
 
 Body = client.Body
 
-MAX_AGE_SECONDS = 10.0
-"""How long a reading answers later alerts: about the time a storm's copies of one alert take to come out of
-the queue one after another, and short against the kubelet's restart back-off (10 s, then doubling), so that
-a reading rarely hides a kill that followed it."""
+MAX_AGE_SECONDS = 120.0
+"""How long a reading answers alerts received before it. What makes sharing it right is the receipt rule (such
+an alert knows nothing newer than the reading); the age bounds how old what the service sees of a pod can be,
+and is long enough for a storm's copies of one alert, which a shuffled queue of a thousand alerts reaches
+tens of seconds apart."""
 _SIZE = 4096
 
 
