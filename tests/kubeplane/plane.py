@@ -489,6 +489,9 @@ class KubePlane:
                 # The HPA controller applies a raised minReplicas at its next sync: tests that raise an HPA's
                 # floor wait for it (15 s by default). A handful of HPAs at a time costs nothing to sync often.
                 "--horizontal-pod-autoscaler-sync-period=1s",
+                # Its default client limit (20/s) is what tests staging dozens of workloads at once wait on.
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
                 "-v=1",
             ],
         )
