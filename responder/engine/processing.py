@@ -97,6 +97,14 @@ class _RecentWrites:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class _Early:
+    """An analysis started before the workload was located, for the workload the alert most likely names."""
+
+    target: targets.Target
+    task: asyncio.Task[analyses.Analysis]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Preview:
     """What `Processor.preview` found: the plan, if any, and the decision it would get."""
 
@@ -265,18 +273,21 @@ class Processor:
                 await self._resolved(run)
                 return
             seen = self._writes.seq
-            located = await fetching.locate(
-                self.kube,
-                event=item.event,
-                names=self.settings.alerts,
-                read_pod=functools.partial(self._pods.read, self.kube, received_at=item.received_at),
-            )
-            if located.target is None:
-                refusal = located.refusal or decisions.Decision.refuse(decisions.Reason.TARGET_NOT_FOUND, "")
-                self.reporter.report(run, run.first_action, decisions.Outcome.SKIPPED, refusal)
-                return
-            run.target = located.target
-            await self._investigate(run)
+            async with self._investigating_early(item) as early:
+                located = await fetching.locate(
+                    self.kube,
+                    event=item.event,
+                    names=self.settings.alerts,
+                    read_pod=functools.partial(self._pods.read, self.kube, received_at=item.received_at),
+                )
+                if located.target is None:
+                    refusal = located.refusal or decisions.Decision.refuse(
+                        decisions.Reason.TARGET_NOT_FOUND, ""
+                    )
+                    self.reporter.report(run, run.first_action, decisions.Outcome.SKIPPED, refusal)
+                    return
+                run.target = located.target
+                await self._investigate(run, early=early)
             async with self._locked(located.target.key):
                 # Read before the lock: still current unless a task of this process wrote it meanwhile
                 # (another replica's write is caught by the write's resourceVersion precondition).
@@ -346,18 +357,46 @@ class Processor:
         )
         return dataclasses.replace(found, plan=proposal.mutation.plan, decision=acted.decision)
 
-    async def _investigate(self, run: reporting.Run) -> None:
+    @contextlib.asynccontextmanager
+    async def _investigating_early(self, item: work.WorkItem) -> AsyncIterator[_Early | None]:
+        """The memory history of the workload the alert most likely names, read while the pod's owners are
+        walked (the two take about as long; done one after the other, the analysis would add all of its
+        time to the reaction). Cancelled when not used."""
+        guess = (
+            resolving.likely_target(item.event, self.settings.alerts)
+            if self.investigator is not None
+            else None
+        )
+        if self.investigator is None or guess is None:
+            yield None
+            return
+        task = asyncio.create_task(
+            self.investigator.investigate(target=guess, event=item.event, now=self.clock()),
+            name=f"investigate:{guess.key}",
+        )
+        try:
+            yield _Early(guess, task)
+        finally:
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _investigate(self, run: reporting.Run, *, early: _Early | None = None) -> None:
         """Investigation stage: the workload's memory pattern, and the playbook it routes the alert to.
 
         Bounded by `prometheus.timeout_seconds`; any failure is an `insufficient_data` analysis, so the
         mitigation goes on as it would without Prometheus (runbook Step 3 informs the response, never holds
-        it up).
+        it up). `early`: the analysis already under way for the workload the alert most likely names, used
+        when that is the workload located.
         """
         if self.investigator is None or run.target is None:
             return
-        run.analysis = await self.investigator.investigate(
-            target=run.target, event=run.event, now=self.clock()
-        )
+        if early is not None and early.target == run.target:
+            run.analysis = await early.task
+        else:
+            run.analysis = await self.investigator.investigate(
+                target=run.target, event=run.event, now=self.clock()
+            )
         routed = routing.route(run.event, self.settings.playbooks, pattern=run.analysis.pattern)
         if routed is not None and routed is not run.item.playbook:
             logger.info(

@@ -27,6 +27,7 @@ __all__ = [
     "last_action_at",
     "last_kill",
     "last_termination",
+    "likely_target",
     "owner_from_labels",
     "owners_by_pod_name",
     "records",
@@ -118,6 +119,24 @@ def owner_from_labels(event: alerts.AlertEvent, names: settings.AlertsSettings) 
     if not kind or not name:
         return None
     return OwnerRef(kind=kind, name=name)
+
+
+def likely_target(event: alerts.AlertEvent, names: settings.AlertsSettings) -> targets.Target | None:
+    """The workload the alert is most likely about, before anything is read: the one its owner labels name,
+    else the first its pod's name suggests. Pure. A guess, good for starting a slow read early (the memory
+    history); what is acted on is the workload the pod's owners lead to."""
+    if not event.namespace:
+        return None
+    owner = owner_from_labels(event, names)
+    if owner is not None:
+        step = resolve_owner(namespace=event.namespace, kind=owner.kind, name=owner.name, owner=None)
+        if step.target is not None and step.target.kind is not targets.WorkloadKind.POD:
+            return step.target
+    if event.pod:
+        candidates = owners_by_pod_name(event.namespace, event.pod)
+        if candidates:
+            return candidates[0].target
+    return None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -9,14 +9,18 @@ Aspects covered:
 * the same occurrence delivered again finds itself in the ledger (`already_handled`, a repeat notice);
 * a gone pod's alert is skipped without a write; a refused write (RBAC) is failed with its reason and hands
   the budget back;
-* the preview answers what `handle` would do, and writes, reserves and reports nothing.
+* the preview answers what `handle` would do, and writes, reserves and reports nothing;
+* with Prometheus, the memory history of the workload the alert most likely names is read while the pod's
+  owners are walked; a wrong guess is dropped and the located workload analysed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 
-from responder.models import decisions, ledgers, notices
+from responder.models import analyses, decisions, ledgers, notices, targets
 from tests.unit.engine import cluster
 
 
@@ -184,3 +188,61 @@ async def test_a_refusal_repeated_within_the_window_is_counted_not_notified_agai
     assert (
         len([e for e in api.sent("POST", cluster.EVENTS) if e.body["reason"] == "failed:quota_refused"]) == 2
     )
+
+
+class _Investigator:
+    """Answers every analysis with `stable`, noting which workload it was asked about and how many API requests
+    had been sent when it started."""
+
+    def __init__(self, api: cluster.fakeapi.FakeApi) -> None:
+        self.api = api
+        self.asked: list[tuple[str, int]] = []
+        self.cancelled: list[str] = []
+
+    async def investigate(self, *, target: targets.Target, event: object, now: object) -> analyses.Analysis:
+        self.asked.append((target.key, len(self.api.requests)))
+        try:
+            for _ in range(3):
+                await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            self.cancelled.append(target.key)
+            raise
+        return analyses.Analysis(pattern=analyses.Pattern.STABLE, reason="flat")
+
+    async def close(self) -> None:
+        return None
+
+
+def _with_investigator(api: cluster.fakeapi.FakeApi) -> tuple[cluster.Responder, _Investigator]:
+    r = cluster.responder(api, cluster.config())
+    investigator = _Investigator(api)
+    r.processor.investigator = investigator  # type: ignore[assignment]
+    return r, investigator
+
+
+async def test_the_memory_history_is_read_while_the_pods_owners_are_walked() -> None:
+    api = cluster.seeded()
+    api.suspends = True
+    r, investigator = _with_investigator(api)
+
+    await r.processor.handle(r.item())
+    await r.processor.close(0)
+
+    # Guessed from the pod's name (web-7d9f-abcde: Deployment web) and started while the pod was being read.
+    assert investigator.asked == [("shop/Deployment/web", 1)]
+    assert investigator.cancelled == []
+    [action] = [n for n in r.notices.told if n.kind is notices.NoticeKind.ACTION]
+    assert action.outcome is decisions.Outcome.DONE
+
+
+async def test_a_wrong_guess_is_dropped_and_the_located_workload_analysed() -> None:
+    api = cluster.seeded()
+    api.suspends = True
+    r, investigator = _with_investigator(api)
+    alert = dataclasses.replace(cluster.event(), labels={"workload_kind": "StatefulSet", "workload": "web"})
+
+    await r.processor.handle(r.item(alert))
+    await r.processor.close(0)
+
+    assert [key for key, _ in investigator.asked] == ["shop/StatefulSet/web", "shop/Deployment/web"]
+    assert _limit(api) == "228Mi"

@@ -285,3 +285,31 @@ def test_a_ledger_records_an_occurrence_only_when_an_entry_names_it() -> None:
     assert resolving.records(entries, "fp@1")
     assert not resolving.records(entries, "fp@2")
     assert not resolving.records([], "fp@1")
+
+
+@pytest.mark.parametrize(
+    ("pod", "labels", "expected"),
+    [
+        ("web-7d9f8c6b5-x2x7q", {}, (targets.WorkloadKind.DEPLOYMENT, "web")),
+        ("db-0", {}, (targets.WorkloadKind.STATEFUL_SET, "db")),
+        ("agent-x7k2p", {}, (targets.WorkloadKind.DAEMON_SET, "agent")),
+        # The owner labels win over the pod's name; a ReplicaSet named there needs a read: the name is used.
+        (
+            "web-7d9f8c6b5-x2x7q",
+            {"workload_kind": "StatefulSet", "workload": "cache"},
+            (targets.WorkloadKind.STATEFUL_SET, "cache"),
+        ),
+        (
+            "web-7d9f8c6b5-x2x7q",
+            {"workload_kind": "ReplicaSet", "workload": "web-7d9f8c6b5"},
+            (targets.WorkloadKind.DEPLOYMENT, "web"),
+        ),
+        ("standalone", {}, None),
+    ],
+)
+def test_the_likely_target_is_guessed_from_owner_labels_then_the_pods_name(
+    pod: str, labels: dict[str, str], expected: tuple[targets.WorkloadKind, str] | None
+) -> None:
+    guess = resolving.likely_target(make_event(pod=pod, labels=labels), settings.AlertsSettings())
+
+    assert (None if guess is None else (guess.kind, guess.name)) == expected
