@@ -36,7 +36,7 @@ from responder import metrics as metrics_mod
 from responder.engine import acting, following, investigating, measuring, quieting, reporting, verifying
 from responder.kube import client, errors, fetching, follow_ups, pod_readings
 from responder.kube import state as state_mod
-from responder.logic import guarding, planning, resolving, routing
+from responder.logic import guarding, planning, resolving
 from responder.models import (
     actions,
     alerts,
@@ -94,14 +94,6 @@ class _RecentWrites:
     def unwritten_since(self, key: str, seq: int) -> bool:
         """No write by this process on `key` finished after the write counter read `seq`."""
         return self._forgotten_seq <= seq and self._by_key.get(key, 0) <= seq
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Early:
-    """An analysis started before the workload was located, for the workload the alert most likely names."""
-
-    target: targets.Target
-    task: asyncio.Task[analyses.Analysis]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -357,56 +349,19 @@ class Processor:
         )
         return dataclasses.replace(found, plan=proposal.mutation.plan, decision=acted.decision)
 
-    @contextlib.asynccontextmanager
-    async def _investigating_early(self, item: work.WorkItem) -> AsyncIterator[_Early | None]:
-        """The memory history of the workload the alert most likely names, read while the pod's owners are
-        walked (the two take about as long; done one after the other, the analysis would add all of its
-        time to the reaction). Cancelled when not used."""
-        guess = (
-            resolving.likely_target(item.event, self.settings.alerts)
-            if self.investigator is not None
-            else None
-        )
-        if self.investigator is None or guess is None:
-            yield None
-            return
-        task = asyncio.create_task(
-            self.investigator.investigate(target=guess, event=item.event, now=self.clock()),
-            name=f"investigate:{guess.key}",
-        )
-        try:
-            yield _Early(guess, task)
-        finally:
-            if not task.done():
-                task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+    def _investigating_early(
+        self, item: work.WorkItem
+    ) -> contextlib.AbstractAsyncContextManager[investigating.Early | None]:
+        if self.investigator is None:
+            return contextlib.nullcontext(None)
+        return self.investigator.early(event=item.event, names=self.settings.alerts, now=self.clock())
 
-    async def _investigate(self, run: reporting.Run, *, early: _Early | None = None) -> None:
-        """Investigation stage: the workload's memory pattern, and the playbook it routes the alert to.
-
-        Bounded by `prometheus.timeout_seconds`; any failure is an `insufficient_data` analysis, so the
-        mitigation goes on as it would without Prometheus (runbook Step 3 informs the response, never holds
-        it up). `early`: the analysis already under way for the workload the alert most likely names, used
-        when that is the workload located.
-        """
-        if self.investigator is None or run.target is None:
-            return
-        if early is not None and early.target == run.target:
-            run.analysis = await early.task
-        else:
-            run.analysis = await self.investigator.investigate(
-                target=run.target, event=run.event, now=self.clock()
+    async def _investigate(self, run: reporting.Run, *, early: investigating.Early | None = None) -> None:
+        """Investigation stage (`responder.engine.investigating`): the pattern, and the playbook it routes to."""
+        if self.investigator is not None:
+            await self.investigator.investigate_run(
+                run, playbooks=self.settings.playbooks, now=self.clock(), early=early
             )
-        routed = routing.route(run.event, self.settings.playbooks, pattern=run.analysis.pattern)
-        if routed is not None and routed is not run.item.playbook:
-            logger.info(
-                "%s: %s pattern routes the alert to playbook %s instead of %s",
-                run.target.key,
-                run.analysis.pattern.value,
-                routed.name,
-                run.playbook,
-            )
-            run.item = dataclasses.replace(run.item, playbook=routed)
 
     async def _resolved(self, run: reporting.Run) -> None:
         thread: str | None = None

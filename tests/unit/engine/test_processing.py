@@ -20,6 +20,7 @@ import asyncio
 import dataclasses
 import json
 
+from responder.engine import investigating
 from responder.models import analyses, decisions, ledgers, notices, targets
 from tests.unit.engine import cluster
 
@@ -190,11 +191,11 @@ async def test_a_refusal_repeated_within_the_window_is_counted_not_notified_agai
     )
 
 
-class _Investigator:
-    """Answers every analysis with `stable`, noting which workload it was asked about and how many API requests
-    had been sent when it started."""
+class _Investigator(investigating.Investigator):
+    """Answers every analysis with `stable` (no Prometheus), noting which workload it was asked about and how
+    many API requests had been sent when it started."""
 
-    def __init__(self, api: cluster.fakeapi.FakeApi) -> None:
+    def __init__(self, api: cluster.fakeapi.FakeApi) -> None:  # no reader: nothing of the parent is used
         self.api = api
         self.asked: list[tuple[str, int]] = []
         self.cancelled: list[str] = []
@@ -216,7 +217,7 @@ class _Investigator:
 def _with_investigator(api: cluster.fakeapi.FakeApi) -> tuple[cluster.Responder, _Investigator]:
     r = cluster.responder(api, cluster.config())
     investigator = _Investigator(api)
-    r.processor.investigator = investigator  # type: ignore[assignment]
+    r.processor.investigator = investigator
     return r, investigator
 
 
