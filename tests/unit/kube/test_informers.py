@@ -223,6 +223,30 @@ class _Scripted:
         )
 
 
+def _informer_on(transport: _Scripted) -> informers.Informer:
+    kube = client.Kube(
+        settings=settings.KubernetesSettings(),
+        metrics=metrics_mod.Metrics(),
+        transport=transport,  # type: ignore[arg-type]
+    )
+    return informers.Informer(
+        kube, resource=informers.DEPLOYMENTS, namespace="shop", sleep=lambda _: asyncio.sleep(0)
+    )
+
+
+async def _run_until(informer: informers.Informer, transport: _Scripted, *, requests: int) -> None:
+    """Run the informer's loop until the transport has seen `requests` requests (or 200 turns), then stop it."""
+    task = asyncio.create_task(informer.run())
+    try:
+        for _ in range(200):
+            if len(transport.requests) >= requests:
+                break
+            await asyncio.sleep(0)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_lists_once_rewatches_from_the_last_version_and_lists_again_after_410() -> None:
     transport = _Scripted(
         [
@@ -248,23 +272,8 @@ async def test_lists_once_rewatches_from_the_last_version_and_lists_again_after_
             (410, []),
         ]
     )
-    kube = client.Kube(
-        settings=settings.KubernetesSettings(),
-        metrics=metrics_mod.Metrics(),
-        transport=transport,  # type: ignore[arg-type]
-    )
-    informer = informers.Informer(
-        kube, resource=informers.DEPLOYMENTS, namespace="shop", sleep=lambda _: asyncio.sleep(0)
-    )
-    task = asyncio.create_task(informer.run())
-    try:
-        for _ in range(200):
-            if len(transport.requests) >= 7:
-                break
-            await asyncio.sleep(0)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    informer = _informer_on(transport)
+    await _run_until(informer, transport, requests=7)
     kinds = [(kind, query.get("resourceVersion")) for kind, query in transport.requests]
     assert kinds == [
         ("list", None),
@@ -295,23 +304,8 @@ async def test_a_forbidden_watch_unsyncs_the_informer_until_a_list_succeeds_agai
             return await super().send(method, path, params=params, **kw)
 
     transport = Watching([(403, [])])
-    kube = client.Kube(
-        settings=settings.KubernetesSettings(),
-        metrics=metrics_mod.Metrics(),
-        transport=transport,  # type: ignore[arg-type]
-    )
-    informer = informers.Informer(
-        kube, resource=informers.DEPLOYMENTS, namespace="shop", sleep=lambda _: asyncio.sleep(0)
-    )
-    task = asyncio.create_task(informer.run())
-    try:
-        for _ in range(200):
-            if len(transport.requests) >= 4:
-                break
-            await asyncio.sleep(0)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    informer = _informer_on(transport)
+    await _run_until(informer, transport, requests=4)
     assert [kind for kind, _ in transport.requests][:4] == ["list", "watch", "list", "watch"]
     # Not synced before the first list, nor after the refused watch (until the next list is in).
     assert synced_when_listing[:2] == [False, False]
