@@ -9,15 +9,26 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import pydantic
 from pydantic import Field
 
 from responder.models import actions, analyses, schemas
 from responder.models import gitops as gitops_mod
+from responder.models.diagnostic_settings import (
+    DEFAULT_LOG_PATTERNS,
+    DEFAULT_REDACTION,
+    DiagnosticsSettings,
+    HeapDumpRuntime,
+    HeapDumpSettings,
+    PreviousLogsSettings,
+)
+from responder.models.monitoring_settings import AlertmanagerSettings, PrometheusQueries, PrometheusSettings
 
 __all__ = [
+    "DEFAULT_LOG_PATTERNS",
+    "DEFAULT_REDACTION",
     "Action",
     "ActionSpec",
     "AlertKind",
@@ -317,235 +328,6 @@ class KubernetesSettings(schemas.Frozen):
     and LimitRanges (listed once, then watched, in `namespaces` or cluster-wide) and read them from it instead
     of one GET per read; rollouts are then followed on the watch. Writes still carry the resourceVersion
     precondition and a 409 is re-read from the API server. Needs list and watch on those resources."""
-
-
-DEFAULT_LOG_PATTERNS = (
-    r"(?i)out of memory",
-    r"(?i)memory allocation failed",
-    r"(?i)\bheap\b",
-    r"(?i)\bleak",
-    r"(?i)OutOfMemoryError",
-    r"(?i)\bMemoryError\b",
-    r"(?i)cannot allocate memory",
-)
-"""Runbook RB-010 Step 4 greps the previous log for these (plus the JVM's, Python's and glibc's wording)."""
-
-DEFAULT_REDACTION = (
-    r"(?i)\b(authorization|token|secret|passw(or)?d|api[_-]?key|access[_-]?key|cookie|credentials?)"
-    r"[\"']?\s*[:=]\s*[\"']?((bearer|basic)\s+)?[^\s,;\"']+"
-    r"|\b(bearer|basic)\s+[a-z0-9._~+/=-]{8,}"
-    r"|\beyJ[a-z0-9_-]{8,}\.[a-z0-9_-]{8,}\.[a-z0-9_-]+"
-    r"|\b(AKIA|ASIA)[A-Z0-9]{16}\b"
-    r"|[a-z][a-z0-9+.-]*://[^\s/:@]+:[^\s/@]+@"
-)
-"""Key=value secrets, bearer tokens, JWTs, AWS access key ids and passwords in URLs."""
-
-
-def _check_regex(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as e:
-        raise ValueError(f"bad regular expression {value!r}: {e}") from e
-    return value
-
-
-Regex = Annotated[str, pydantic.AfterValidator(_check_regex)]
-"""A Python regular expression, checked when the configuration is loaded."""
-
-
-class PreviousLogsSettings(schemas.Frozen):
-    """Runbook Step 4: the OOM-killed container's previous log, grepped for memory trouble."""
-
-    enabled: bool = True
-    """Read the previous log of the alerted container with capture_diagnostics (needs `get pods/log`)."""
-    tail_lines: int = Field(2000, gt=0)
-    """Last lines of the previous log that are read (the end is where the crash is)."""
-    limit_bytes: int = Field(256 * 1024, gt=0)
-    """Most bytes read; when the last tail_lines lines are longer, fewer lines are read so the end still is."""
-    patterns: list[Regex] = Field(default_factory=lambda: list(DEFAULT_LOG_PATTERNS))
-    """Regular expressions (Python syntax); a line matching any of them is kept."""
-    last_matches: int = Field(5, ge=0)
-    """Matching lines shown (the last ones); all are counted."""
-    max_line_chars: int = Field(300, gt=0)
-    """A kept line longer than this is cut (a stack trace or a JSON log line can be kilobytes)."""
-    redact: Regex | None = DEFAULT_REDACTION
-    """Regular expression whose matches are replaced by "[REDACTED]" in kept lines; null keeps lines as they
-    are. Applied before the length cap."""
-
-
-class HeapDumpRuntime(schemas.Frozen):
-    """How to make a heap dump in one runtime: a command run in the container through `pods/exec`."""
-
-    command: list[str] = Field(min_length=1)
-    """argv run in the target container. `{path}` is replaced by the dump's path, `{pid}` by `pid`."""
-    path: str = "/tmp/heapdump-{timestamp}.hprof"
-    """Where the dump is written in the container; `{timestamp}` is replaced by the UTC time (YYYYmmddTHHMMSS)."""
-    pid: str = "1"
-    """The process to dump (the container's main process is usually 1)."""
-
-
-def _default_runtimes() -> dict[str, HeapDumpRuntime]:
-    return {
-        # jcmd ships with the JDK (not with a JRE-only image); the file is written by the JVM itself.
-        "jvm": HeapDumpRuntime(
-            command=[
-                "sh",
-                "-c",
-                'jcmd {pid} GC.heap_dump "{path}" >&2 && stat -c %s "{path}"',
-            ],
-            path="/tmp/heapdump-{timestamp}.hprof",
-        ),
-        # Node writes a snapshot on SIGUSR2 when started with --heapsnapshot-signal=SIGUSR2, into its cwd.
-        "node": HeapDumpRuntime(
-            command=[
-                "sh",
-                "-c",
-                "kill -USR2 {pid} && sleep 10 && f=$(ls -t /proc/{pid}/cwd/*.heapsnapshot | head -n1) "
-                '&& cp "$f" "{path}" && stat -c %s "{path}"',
-            ],
-            path="/tmp/heapdump-{timestamp}.heapsnapshot",
-        ),
-        # Python has no heap dump of its own: py-spy (in the image) dumps every thread's stack; a heap
-        # picture needs the application's help (a tracemalloc snapshot written on a signal it handles).
-        "python": HeapDumpRuntime(
-            command=["sh", "-c", 'py-spy dump --pid {pid} > "{path}" && stat -c %s "{path}"'],
-            path="/tmp/pystacks-{timestamp}.txt",
-        ),
-        # Go: the service must expose net/http/pprof on localhost:6060.
-        "go": HeapDumpRuntime(
-            command=[
-                "sh",
-                "-c",
-                'wget -q -O "{path}" http://127.0.0.1:6060/debug/pprof/heap && stat -c %s "{path}"',
-            ],
-            path="/tmp/heap-{timestamp}.pprof",
-        ),
-    }
-
-
-class HeapDumpSettings(schemas.Frozen):
-    """Runbook Step 5: a heap dump of the leaking process, opt-in (needs `get` and `create` on `pods/exec`)."""
-
-    enabled: bool = False
-    """Allow the heap_dump action at all. Off by default: exec into workloads is a strong permission."""
-    timeout_seconds: float = Field(120, gt=0)
-    """How long a dump command may run before it is abandoned and reported as timed out, in seconds."""
-    runtimes: dict[str, HeapDumpRuntime] = Field(default_factory=_default_runtimes)
-    """Runtime name → command template. A workload chooses its runtime with the annotation
-    oom-responder.io/heap-dump-runtime, or a playbook's heap_dump action names one."""
-    max_output_bytes: int = Field(64 * 1024, gt=0)
-    """Most bytes of the command's stdout and stderr kept (each); the rest is discarded."""
-
-
-class DiagnosticsSettings(schemas.Frozen):
-    previous_logs: PreviousLogsSettings = Field(default_factory=PreviousLogsSettings)
-    heap_dump: HeapDumpSettings = Field(default_factory=HeapDumpSettings)
-
-
-class AlertmanagerSettings(schemas.Frozen):
-    """The Alertmanager API (v2) the service creates silences in while a mitigation is under way."""
-
-    url: str | None = None
-    """Base URL, e.g. http://alertmanager-operated.monitoring:9093; null: no silences (only a silence link)."""
-    silences: bool = True
-    """Create a silence for the workload's alert after a mitigation, for the action's cooldown."""
-    bearer_token_file: str | None = None
-    """File holding a bearer token for the Alertmanager API (e.g. behind an auth proxy)."""
-    bearer_token_env: str | None = "OOM_RESPONDER_ALERTMANAGER_TOKEN"
-    """Environment variable holding the bearer token, used when no file is set."""
-    basic_username: str | None = None
-    """User name for basic auth (used instead of a bearer token when set)."""
-    basic_password_file: str | None = None
-    """File holding the basic-auth password."""
-    basic_password_env: str | None = "OOM_RESPONDER_ALERTMANAGER_PASSWORD"
-    """Environment variable holding the basic-auth password, used when no file is set."""
-    timeout_seconds: float = Field(5.0, gt=0)
-    """Timeout of one Alertmanager API call, in seconds. A slow Alertmanager never delays a mitigation."""
-    min_duration_seconds: float = Field(300, gt=0)
-    """Shortest silence created (an action without a cooldown still gets this), in seconds."""
-
-    @pydantic.field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/") if value else value
-
-
-class PrometheusQueries(schemas.Frozen):
-    """The PromQL the reader runs (kube-prometheus-stack series by default).
-
-    Placeholders, filled by the reader and escaped: `$namespace`, `$pods` (a regular expression of the
-    workload's pod names, replaced pods included) and `$container` (the container's name, or `.+`).
-    """
-
-    working_set: str = (
-        "max by (namespace, pod, container) (container_memory_working_set_bytes"
-        '{container!="", image!="", namespace="$namespace", pod=~"$pods", container=~"$container"})'
-    )
-    """Working set per container: what the kubelet's OOM decision and the VPA use."""
-    rss: str | None = (
-        "max by (namespace, pod, container) (container_memory_rss"
-        '{container!="", image!="", namespace="$namespace", pod=~"$pods", container=~"$container"})'
-    )
-    """Resident set (heap, not page cache), to tell a leak from a growing cache; null: not read."""
-    limit: str | None = (
-        "max by (namespace, pod, container) (kube_pod_container_resource_limits"
-        '{resource="memory", namespace="$namespace", pod=~"$pods", container=~"$container"})'
-    )
-    """Memory limit per container from kube-state-metrics; null: only the limit given with the request."""
-    restarts: str | None = (
-        "max by (namespace, pod, container) (kube_pod_container_status_restarts_total"
-        '{namespace="$namespace", pod=~"$pods", container=~"$container"})'
-    )
-    """Restart counter per container from kube-state-metrics (lifetimes are split where it increases)."""
-
-
-class PrometheusSettings(schemas.Frozen):
-    """The Prometheus the memory history is read from (runbook Step 3). Unset url: no analysis, as before."""
-
-    url: str | None = None
-    """Base URL, e.g. http://prometheus-operated.monitoring.svc:9090 (a path prefix is kept); null: off."""
-    bearer_token_file: str | None = None
-    """File holding a bearer token (e.g. a ServiceAccount token for an OAuth proxy); read on every start."""
-    bearer_token_env: str | None = "OOM_RESPONDER_PROMETHEUS_TOKEN"
-    """Environment variable holding the bearer token, used when no file is set."""
-    basic_username: str | None = None
-    """User name for basic auth (used instead of a bearer token when set)."""
-    basic_password_file: str | None = None
-    """File holding the basic-auth password."""
-    basic_password_env: str | None = "OOM_RESPONDER_PROMETHEUS_PASSWORD"
-    """Environment variable holding the basic-auth password, used when no file is set."""
-    ca_file: str | None = None
-    """PEM bundle to verify an https Prometheus with (default: the system's CAs)."""
-    insecure_skip_verify: bool = False
-    """Do not verify the server certificate (test clusters only)."""
-    timeout_seconds: float = Field(5.0, gt=0, le=60)
-    """Longest time one analysis may wait for Prometheus, all queries together, in seconds. A mitigation is
-    never delayed longer than this; past it the analysis says insufficient_data."""
-    lookback_seconds: float = Field(86400.0, ge=3600, le=7 * 86400)
-    """How much history to read, in seconds (default 24 h, at most 7 days)."""
-    step_seconds: float = Field(60.0, ge=1, le=3600)
-    """Resolution of the history, in seconds (widened when lookback ÷ step would exceed max_points)."""
-    max_points: int = Field(11000, ge=100, le=11000)
-    """Most points per series and query (Prometheus refuses more than 11,000)."""
-    max_series: int = Field(200, gt=0)
-    """Most container series read for one workload (pods, replaced ones included); more is an error."""
-    max_concurrent_queries: int = Field(4, gt=0)
-    """Queries in flight to Prometheus at once, over all analyses of this replica."""
-    max_response_bytes: int = Field(32 * 1024 * 1024, gt=0)
-    """Largest answer read from Prometheus, in bytes; a bigger one is an error, not a memory spike."""
-    queries: PrometheusQueries = Field(default_factory=PrometheusQueries)
-    """The PromQL run for a workload."""
-    restart_interval_seconds: float = Field(86400.0, gt=0)
-    """For a leak, the recommended limit lasts this long between restarts (deploys or scheduled restarts)."""
-
-    @pydantic.field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/") if value else value
 
 
 class VerificationSettings(schemas.Frozen):
