@@ -449,6 +449,13 @@ async def _leak_scenario(
             await reader.close()
         assert analysis.pattern is analyses.Pattern.LINEAR_LEAK, analysis.reason
         assert analysing.summarize(analysis).startswith("memory history: linear leak")
+        # The service itself read that history when the alert came, before it planned, and said so.
+        seen = [
+            record.get("pattern")
+            for record in stack.service_records()
+            if str(record.get("message", "")).startswith(f"memory history of {namespace}/{deployment_name} ")
+        ]
+        assert seen and seen[0] == analyses.Pattern.LINEAR_LEAK.value, seen
 
         # The fix ships: a rollout of a version without the leak replaces the pods.
         body: Any = {"spec": {"template": {"metadata": {"annotations": {GROWTH: None}}}}}
