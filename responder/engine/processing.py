@@ -33,7 +33,16 @@ import socket
 from collections.abc import AsyncIterator, Callable
 
 from responder import metrics as metrics_mod
-from responder.engine import acting, following, investigating, measuring, quieting, reporting, verifying
+from responder.engine import (
+    acting,
+    following,
+    investigating,
+    measuring,
+    quieting,
+    recent_writes,
+    reporting,
+    verifying,
+)
 from responder.kube import client, errors, fetching, follow_ups, pod_readings
 from responder.kube import state as state_mod
 from responder.logic import guarding, planning, resolving
@@ -67,33 +76,6 @@ def default_identity(config: settings.Settings) -> str:
 
 def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
-
-
-_RECENT_WRITES = 4096
-"""Workloads whose last write by this process is remembered (to know whether a read taken before the target's
-lock is still current); older ones are forgotten together, which only costs a re-read."""
-
-
-class _RecentWrites:
-    """Which workloads this process wrote, in order, so a read taken earlier can be trusted or not."""
-
-    def __init__(self) -> None:
-        self.seq = 0
-        self._by_key: collections.OrderedDict[str, int] = collections.OrderedDict()
-        self._forgotten_seq = 0
-
-    def wrote(self, key: str) -> None:
-        """This process finished a write (or an attempt) on workload `key`."""
-        self.seq += 1
-        self._by_key[key] = self.seq
-        self._by_key.move_to_end(key)
-        while len(self._by_key) > _RECENT_WRITES:
-            _, seq = self._by_key.popitem(last=False)
-            self._forgotten_seq = max(self._forgotten_seq, seq)
-
-    def unwritten_since(self, key: str, seq: int) -> bool:
-        """No write by this process on `key` finished after the write counter read `seq`."""
-        return self._forgotten_seq <= seq and self._by_key.get(key, 0) <= seq
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -151,7 +133,7 @@ class Processor:
         self._locks: dict[str, asyncio.Lock] = {}
         self._lock_users: collections.Counter[str] = collections.Counter()
         self._unserved = fetching.Unserved()
-        self._writes = _RecentWrites()
+        self._writes = recent_writes.RecentWrites()
         self._pods = pod_readings.PodReadings(clock=clock)
         self.reporter = reporting.Reporter(
             metrics=metrics,
