@@ -212,6 +212,9 @@ async def test_hpas_jobs_and_pods_are_held_to_it_too(
         containers[0]["resources"]["limits"]["cpu"] = "100m"
         web = await incidents.create_deployment(kube_api, namespace, "web", replicas=1, containers=containers)
         await incidents.create_hpa(kube_api, namespace, web, min_replicas=1, max_replicas=5, name="web")
+        # The pod resized below, taken while it is the only one: once the HPA's floor is raised (below), the HPA
+        # controller adds a second pod at its next sync, beside this one.
+        [pod] = await incidents.wait_for_running_pods(kube_api, namespace, selector="app=web", count=1)
         job = {
             "apiVersion": "batch/v1",
             "kind": "Job",
@@ -254,7 +257,6 @@ async def test_hpas_jobs_and_pods_are_held_to_it_too(
             kube_plane, account, namespace, "job/batch", {"spec": {"activeDeadlineSeconds": 5}}
         )[0]
 
-        [pod] = await incidents.wait_for_running_pods(kube_api, namespace, selector="app=web", count=1)
         memory = {
             "spec": {
                 "containers": [
