@@ -169,7 +169,10 @@ async def test_a_mitigation_is_silenced_and_its_evidence_collected(
 
     # A new kill within the cooldown: raise again is blocked by its own cooldown, and no second dump.
     newer = await running_pod(kube_api, namespace)
-    await incidents.mark_oom_killed(kube_api, newer)
+    # The kubelet's finishedAt has whole seconds: a kill in the same second as the action reads as the one it
+    # answered (which is what a fast answer to a kill looks like), so this one is a second later at least.
+    later = max(datetime.datetime.now(datetime.UTC), entry.at + datetime.timedelta(seconds=1))
+    await incidents.mark_oom_killed(kube_api, newer, now=later)
     await responder.post(
         "OOMKilled",
         {**labels, "pod": newer["metadata"]["name"]},
