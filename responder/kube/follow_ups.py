@@ -8,8 +8,9 @@ Stage: kube edge. Why here and not in the workload's ledger annotation:
   StatefulSet and DaemonSet of the cluster on every poll;
 * the workload is not written every poll (its resourceVersion is what mitigations race on, and GitOps
   tools watch it); only the mitigation, a scheduled restart and a verdict's ledger note touch it;
-* RBAC: Leases in one namespace (coordination objects holding nothing secret), never `delete`: a record that
-  is over is kept as an idle tombstone that the workload's next mitigation reuses.
+* RBAC: Leases in one namespace (coordination objects holding nothing secret), `list` to find and read them,
+  never `get` or `delete`: a record that is over is kept as an idle tombstone that the workload's next
+  mitigation reuses.
 
 The name is derived from the workload's key, so replicas that start following the same workload at once meet
 on one object (create → 409 AlreadyExists → read and merge). Every change is a PUT carrying the
@@ -165,13 +166,17 @@ class FollowUpStore:
         return [parse(item) for item in items]
 
     async def read(self, target: targets.Target) -> Stored | None:
-        """The record of `target` (a tombstone too: `record.ended` is then set), None when there is none."""
-        try:
-            lease = await self.kube.get(self._path(follow_ups.record_name(target)))
-        except errors.KubeNotFound:
+        """The record of `target` (a tombstone too: `record.ended` is then set), None when there is none.
+
+        A LIST narrowed to the one name, not a GET: the same one request, and the service's Role then needs
+        no `get` on Leases beside the `list` the poller needs anyway."""
+        name = follow_ups.record_name(target)
+        listed = await self.kube.list(self._collection, query={"fieldSelector": f"metadata.name={name}"})
+        found = [item for item in listed if (item.get("metadata") or {}).get("name") == name]
+        if not found:
             self._known.pop(target.key, None)
             return None
-        return self._remember(parse(lease))
+        return self._remember(parse(found[0]))
 
     # ---- writing --------------------------------------------------------------------------------------------
 

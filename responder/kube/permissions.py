@@ -29,9 +29,13 @@ _ALWAYS: tuple[Permission, ...] = (
     Permission("", "configmaps", "", "update", "compare-and-swap the guardrail state", own_namespace=True),
     # After every mitigation (runbook Step 6): one follow-up Lease per workload, claimed by compare-and-swap;
     # one that is over is kept as a tombstone (never deleted).
-    Permission("coordination.k8s.io", "leases", "", "get", "read a follow-up", own_namespace=True),
     Permission(
-        "coordination.k8s.io", "leases", "", "list", "find the follow-ups that are due", own_namespace=True
+        "coordination.k8s.io",
+        "leases",
+        "",
+        "list",
+        "find the follow-ups that are due, and read one (by name)",
+        own_namespace=True,
     ),
     Permission("coordination.k8s.io", "leases", "", "create", "record a follow-up", own_namespace=True),
     Permission(

@@ -177,10 +177,9 @@ NEEDS: dict[Rule, Need] = {
     Rule("state", "", "configmaps", "get"): _need("raise-deployment"),
     Rule("state", "", "configmaps", "create"): _need("raise-deployment"),
     Rule("state", "", "configmaps", "update"): _need("raise-deployment"),
-    # The follow-ups (verdicts, restart schedules): Leases read, created and advanced by compare-and-swap,
-    # found by a labelled LIST (without it nothing that was recorded ever happens), marked once when
-    # unreadable; a verdict judges the workload's pods (without them it is "unknown").
-    Rule("follow-ups", "coordination.k8s.io", "leases", "get"): _need("follow-up", "reported"),
+    # The follow-ups (verdicts, restart schedules): Leases created and advanced by compare-and-swap, found
+    # and read by LIST (without it nothing that was recorded ever happens), marked once when unreadable; a
+    # verdict judges the workload's pods (without them it is "unknown").
     Rule("follow-ups", "coordination.k8s.io", "leases", "create"): _need("follow-up", "reported"),
     Rule("follow-ups", "coordination.k8s.io", "leases", "list"): _need("follow-up", "recorded"),
     Rule("follow-ups", "coordination.k8s.io", "leases", "update"): _need("follow-up", "recorded", "reported"),
