@@ -283,10 +283,25 @@ class FollowUpStore:
                     await self.replace(stored, tombstone(current))
                     return None
                 if stored is None:
-                    await self.create(changed)
+                    try:
+                        await self.create(changed)
+                    except errors.KubeNotFound as e:
+                        # A create is only ever refused with 404 when the namespace is missing: no retry helps.
+                        raise errors.KubeNotFound(
+                            f"cannot record the follow-up of {target.key}: namespace {self.namespace} not found "
+                            "(follow_up.namespace)",
+                            status=404,
+                        ) from e
                 else:
                     await self.replace(stored, changed)
-            except (errors.KubeConflict, errors.KubeNotFound):
+            except errors.KubeConflict:
+                if not assumed:
+                    attempt += 1
+                assumed = False
+                continue
+            except errors.KubeNotFound:
+                if stored is None:
+                    raise
                 if not assumed:
                     attempt += 1
                 assumed = False
