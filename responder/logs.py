@@ -329,18 +329,9 @@ class TalliedBatch(Batch):
     Batch's. With `debug_message`, each entry is also logged on its own line at DEBUG.
     """
 
-    def __init__(
-        self,
-        logger: logging.Logger,
-        message: str,
-        *,
-        field: str,
-        debug_message: str | None = None,
-        delay_seconds: float = 0.25,
-    ) -> None:
-        super().__init__(
-            logger, message, field=field, debug_message=debug_message, delay_seconds=delay_seconds
-        )
+    def __init__(self, logger: logging.Logger, message: str, **options: Any) -> None:
+        """As `Batch`'s (`field`, `debug_message`, `delay_seconds`)."""
+        super().__init__(logger, message, **options)
         self._distinct: dict[Hashable, dict[str, Any]] = {}
 
     def add_tallied(self, key: Hashable, entry: Mapping[str, Any]) -> None:

@@ -8,6 +8,7 @@ unknown keys, each field with its docstring; `config/responder.yaml` documents t
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 import pydantic
 from pydantic import Field
@@ -17,10 +18,20 @@ from responder.models import schemas
 __all__ = ["AlertmanagerSettings", "PrometheusQueries", "PrometheusSettings"]
 
 
+def _http_url(value: str | None) -> str | None:
+    if value is not None and not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError("must be an http:// or https:// URL")
+    return value.rstrip("/") if value else value
+
+
+HttpUrl = Annotated[str | None, pydantic.AfterValidator(_http_url)]
+"""An http:// or https:// base URL, kept without its trailing slash; None: not configured."""
+
+
 class AlertmanagerSettings(schemas.Frozen):
     """The Alertmanager API (v2) the service creates silences in while a mitigation is under way."""
 
-    url: str | None = None
+    url: HttpUrl = None
     """Base URL, e.g. http://alertmanager-operated.monitoring:9093; null: no silences (only a silence link)."""
     silences: bool = True
     """Create a silence for the workload's alert after a mitigation, for the action's cooldown."""
@@ -38,13 +49,6 @@ class AlertmanagerSettings(schemas.Frozen):
     """Timeout of one Alertmanager API call, in seconds. A slow Alertmanager never delays a mitigation."""
     min_duration_seconds: float = Field(300, gt=0)
     """Shortest silence created (an action without a cooldown still gets this), in seconds."""
-
-    @pydantic.field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/") if value else value
 
 
 class PrometheusQueries(schemas.Frozen):
@@ -79,7 +83,7 @@ class PrometheusQueries(schemas.Frozen):
 class PrometheusSettings(schemas.Frozen):
     """The Prometheus the memory history is read from (runbook Step 3). Unset url: no analysis, as before."""
 
-    url: str | None = None
+    url: HttpUrl = None
     """Base URL, e.g. http://prometheus-operated.monitoring.svc:9090 (a path prefix is kept); null: off."""
     bearer_token_file: str | None = None
     """File holding a bearer token (e.g. a ServiceAccount token for an OAuth proxy); read on every start."""
@@ -114,10 +118,3 @@ class PrometheusSettings(schemas.Frozen):
     """The PromQL run for a workload."""
     restart_interval_seconds: float = Field(86400.0, gt=0)
     """For a leak, the recommended limit lasts this long between restarts (deploys or scheduled restarts)."""
-
-    @pydantic.field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/") if value else value
