@@ -28,13 +28,14 @@ OWN_NAMESPACE = "oom-responder"
 
 
 @contextlib.contextmanager
-def plane() -> Iterator[Any]:
-    """A started control plane (raises when its binaries are missing: run scripts/test-assets)."""
+def plane(*, pods: int = 200) -> Iterator[Any]:
+    """A started control plane with fake nodes enough for `pods` pods (110 a node, as a kubelet's default
+    allows, and one node to spare); raises when its binaries are missing: run scripts/test-assets."""
     from tests.kubeplane import assets  # noqa: PLC0415
     from tests.kubeplane import plane as plane_mod  # noqa: PLC0415
 
     found = assets.find_assets()
-    kube = plane_mod.KubePlane(found)
+    kube = plane_mod.KubePlane(found, nodes=max(3, -(-pods // 100) + 1))
     kube.start(timeout_seconds=180)
     try:
         yield kube

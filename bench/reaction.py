@@ -45,7 +45,7 @@ async def _run(
     `before_serve(workloads)` may return more config overrides by arm name, once all the workloads are staged
     (names known)."""
     arms = arms if arms is not None else {"service": {}}
-    with cluster.plane() as kube:
+    with cluster.plane(pods=count * len(arms)) as kube:
         kube.create_namespace(cluster.OWN_NAMESPACE)
         kube.create_namespace(NAMESPACE)
         api = await kube.api_client()
