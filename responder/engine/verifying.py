@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from responder.engine import actions as parts
 from responder.engine import quieting, reporting
-from responder.kube import client, errors, fetching, patching
+from responder.kube import client, errors, fetching, patching, throttling
 from responder.logic import planning
 from responder.models import decisions, ledgers, mutations, settings, targets
 
@@ -293,16 +293,18 @@ class Verifier:
         if self.holder is not None and not await self.holder.verified(target, since=mutation.entry.at):
             return  # another replica took the verification over (this one hung) and reported it
         self._report(run, mutation, verdict, said)
-        await self.reporter.record_event(
-            run,
-            plan.action,
-            verdict.outcome,
-            decisions.Reason.ROLLOUT_COMPLETE
-            if verdict.outcome is decisions.Outcome.DONE
-            else decisions.Reason.ROLLOUT_FAILED,
-            f"verification: {verdict.detail + (said or '')}",
-            verb="verify",
-        )
+        # This task holds up nothing: in a storm its Event waits for the mitigations' requests to go first.
+        with throttling.in_background():
+            await self.reporter.record_event(
+                run,
+                plan.action,
+                verdict.outcome,
+                decisions.Reason.ROLLOUT_COMPLETE
+                if verdict.outcome is decisions.Outcome.DONE
+                else decisions.Reason.ROLLOUT_FAILED,
+                f"verification: {verdict.detail + (said or '')}",
+                verb="verify",
+            )
         silence_id = mutation.entry.silence
         if verdict.outcome is not decisions.Outcome.DONE and silence_id and self.quieter is not None:
             # The mitigation did not take: the alert must be heard again now, not at the silence's end.

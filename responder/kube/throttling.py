@@ -5,16 +5,35 @@ token from one bucket holding up to `burst` tokens and refilling at `qps` per se
 the Go x/time/rate limiter, which client-go's token-bucket limiter uses: a caller reserves the next token (the
 bucket may go into debt) and sleeps until it is due, so callers are served in arrival order and none starves.
 
+Requests made in the background (`in_background()`: the Event that reports a verified rollout, written by
+the verification's own task after its verdict) yield to the others: one goes out only when no other request
+is waiting and a token is free. In a storm the mitigations' own requests use the budget first.
+
 This module only paces requests; it never retries, never inspects answers and never drops a request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
-__all__ = ["Throttle"]
+__all__ = ["Throttle", "in_background"]
+
+_BACKGROUND: contextvars.ContextVar[bool] = contextvars.ContextVar("oom_responder_background", default=False)
+
+
+@contextlib.contextmanager
+def in_background() -> Iterator[None]:
+    """Requests made inside wait until no other request of this client waits. Only for work that holds up
+    nothing else while it waits (a task of its own, not a queue worker)."""
+    token = _BACKGROUND.set(True)
+    try:
+        yield
+    finally:
+        _BACKGROUND.reset(token)
 
 
 class Throttle:
@@ -38,6 +57,8 @@ class Throttle:
         self._sleep = sleep
         self._tokens = float(burst)
         self._updated = clock()
+        self._waiting = 0
+        """Requests (not in the background) sleeping until their token is due."""
 
     def _advance(self, now: float) -> None:
         elapsed = max(0.0, now - self._updated)
@@ -56,12 +77,27 @@ class Throttle:
         self._tokens = min(float(self.burst), self._tokens + 1.0)
 
     async def acquire(self) -> None:
-        """Wait until this request may go out."""
+        """Wait until this request may go out (after every other waiting one, inside `in_background()`)."""
+        if _BACKGROUND.get():
+            await self._acquire_in_background()
+            return
         delay = self.reserve()
         if delay <= 0:
             return
+        self._waiting += 1
         try:
             await self._sleep(delay)
         except asyncio.CancelledError:
             self._cancel()
             raise
+        finally:
+            self._waiting -= 1
+
+    async def _acquire_in_background(self) -> None:
+        # Nothing is reserved while waiting: a token is taken only when it is free and nobody else waits.
+        while True:
+            self._advance(self._clock())
+            if self._waiting == 0 and self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return
+            await self._sleep(max(1.0 - self._tokens, 1.0) / self.qps)

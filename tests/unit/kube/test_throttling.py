@@ -4,6 +4,7 @@ Aspects covered:
 * a full bucket lets `burst` requests through at once, then paces them at `qps`;
 * the bucket refills over time and never beyond `burst`;
 * waiting callers are served in arrival order, and a cancelled waiter gives its token back;
+* a request in the background waits until no other request waits (and goes at once when none does);
 * bad parameters fail loudly;
 * property: in any interval of length d, no more than burst + qps × d requests go out.
 """
@@ -118,3 +119,31 @@ def test_property_never_more_than_burst_plus_qps_times_the_interval(
     sent.sort()
     for first, last in itertools.combinations(range(len(sent)), 2):
         assert last - first + 1 <= burst + qps * (sent[last] - sent[first]) + 1e-6
+
+
+async def test_a_request_in_the_background_goes_after_the_others_waiting() -> None:
+    # Real time, 20 ms a token: the background request asked first, yet the two others went before it.
+    throttle = throttling.Throttle(qps=50, burst=1)
+    await throttle.acquire()  # the bucket is empty now
+    order: list[str] = []
+
+    async def request(name: str, *, background: bool) -> None:
+        if background:
+            with throttling.in_background():
+                await throttle.acquire()
+        else:
+            await throttle.acquire()
+        order.append(name)
+
+    event = asyncio.create_task(request("event", background=True))
+    await asyncio.sleep(0)
+    await asyncio.gather(request("pod", background=False), request("patch", background=False), event)
+
+    assert order == ["pod", "patch", "event"]
+
+
+async def test_a_request_in_the_background_goes_at_once_when_nothing_waits() -> None:
+    throttle, fake = make(qps=10, burst=2)
+    with throttling.in_background():
+        await throttle.acquire()
+    assert fake.sleeps == []
