@@ -80,6 +80,17 @@ class PodReadings:
         body = await fetching.read_optional(kube, path)
         self._readings[path] = _Reading(body, taken_at, taken_monotonic)
         self._readings.move_to_end(path)
-        while len(self._readings) > self._size:
+        # Oldest first: what can no longer answer anyone goes now, not when the bound is reached (a pod's
+        # body is kilobytes, and a quiet service would otherwise keep thousands of them for ever).
+        while self._readings:
+            oldest = next(iter(self._readings.values()))
+            if (
+                len(self._readings) <= self._size
+                and taken_monotonic - oldest.taken_monotonic <= self._max_age
+            ):
+                break
             self._readings.popitem(last=False)
         return body
+
+    def __len__(self) -> int:
+        return len(self._readings)

@@ -5,7 +5,8 @@ Aspects covered:
 * an alert received before a read is answered from it, without a request; one received after it reads again;
 * a reading older than its maximum age is not used, whoever asks;
 * a missing pod is a reading too (None), and `refresh` always asks the API server and replaces the reading;
-* the number of readings kept is bounded (the oldest go first).
+* the number of readings kept is bounded (the oldest go first), and readings too old to answer anyone are
+  dropped when the next one is taken.
 """
 
 from __future__ import annotations
@@ -118,3 +119,18 @@ async def test_readings_kept_are_bounded() -> None:
 
     # web-0 was forgotten when web-2 was read; asking for it again pushed web-1 out, and so on.
     assert len(api.requests) == 6
+
+
+async def test_readings_too_old_to_answer_anyone_are_dropped() -> None:
+    clocks = Clocks()
+    api = fakeapi.FakeApi()
+    kube = fakeapi.kube_on(api)
+    readings = clocks.readings(max_age_seconds=10)
+    for i in range(3):
+        await readings.read(kube, f"/api/v1/namespaces/shop/pods/web-{i}", received_at=clocks.wall)
+    assert len(readings) == 3
+
+    clocks.advance(11)
+    await readings.read(kube, "/api/v1/namespaces/shop/pods/api-0", received_at=clocks.wall)
+
+    assert len(readings) == 1
